@@ -1,0 +1,84 @@
+"""The outcome of one simulation run, as pandas frames.
+
+A :class:`Result` is what :func:`sim.run` returns. Every frame uses seconds for
+times, bytes for sizes and per-second rates, and the column names say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+#: Columns of :attr:`Result.summary`, in order. Latencies are seconds.
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "scenario",
+    "seed",
+    "users",
+    "latency_p50",
+    "latency_p95",
+    "latency_p99",
+    "latency_p999",
+    "latency_mean",
+    "ack_p50",
+    "ack_p99",
+    "sync_p50",
+    "sync_p99",
+    "throughput",
+    "sent",
+    "acked",
+    "failed",
+    "delivered",
+    "lost",
+    "duplicated",
+    "reordered",
+    "redelivered",
+    "availability",
+    "bytes",
+    "bytes_per_s",
+    "requests",
+    "empty_polls",
+    "cost",
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    """Everything one run measured.
+
+    Attributes:
+        scenario_name: name of the scenario that was run.
+        seed: the root seed of the run.
+        summary: one row, columns :data:`SUMMARY_COLUMNS`.
+        deliveries: one row per (message, recipient) display:
+            ``msg_id, conv_id, sender, recipient, seq, send_time_s, display_time_s,
+            latency_s, path`` (``online`` or ``sync``), ``attempts``.
+        messages: one row per message the workload sent:
+            ``msg_id, conv_id, sender, seq, send_time_s, ack_time_s, acked, failed,
+            attempts, recipients, payload_bytes``.
+        timeseries: one row per interval of ``run.interval_s``: ``t_s`` (interval
+            start), ``throughput`` (msg/s accepted), ``latency_p50``, ``latency_p99``
+            (online deliveries displayed in the interval), ``online_users``,
+            ``bytes_per_s`` (client link), ``requests_per_s``, and per tier
+            ``{tier}_queue`` (mean queue length), ``{tier}_utilisation`` (0..1).
+        faults: one row per injected fault: ``at_s, until_s, kind, target``.
+        meta: run facts (wall-clock seconds, events processed, simulated seconds).
+    """
+
+    scenario_name: str
+    seed: int
+    summary: pd.DataFrame
+    deliveries: pd.DataFrame
+    messages: pd.DataFrame
+    timeseries: pd.DataFrame
+    faults: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        row = self.summary.iloc[0]
+        return (
+            f"<Result {self.scenario_name} seed={self.seed}: sent={int(row['sent'])} "
+            f"acked={int(row['acked'])} lost={int(row['lost'])} "
+            f"p99={row['latency_p99']:.4f}s>"
+        )
