@@ -1,0 +1,33 @@
+"""msgsim: design and stress-test real-time messaging architectures before building them.
+
+The public API::
+
+    import sim
+    sc = sim.load_scenario("websocket_microservices", overrides={"workload.users": 10_000})
+    res = sim.run(sc, seed=1)
+    res.summary, res.deliveries, res.timeseries, res.faults
+    table = sim.compare(["http_polling_monolith", "websocket_microservices"], replications=5)
+
+Nothing runs at import time.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from sim.experiment import compare, replicate, run
+from sim.loader import ScenarioError, list_presets, load_scenario
+from sim.result import Result
+from sim.scenario import Scenario
+
+__all__ = [
+    "Result",
+    "Scenario",
+    "ScenarioError",
+    "__version__",
+    "compare",
+    "list_presets",
+    "load_scenario",
+    "replicate",
+    "run",
+]

@@ -41,6 +41,9 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "empty_polls",
     "cost",
 )
+"""``cost`` is instance-seconds over the measurement window (gateway, service and
+store instances times ``duration_s - warmup_s``); ``bytes`` are application-layer
+bytes on the client link in that window."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class Result:
             ``bytes_per_s`` (client link), ``requests_per_s``, and per tier
             ``{tier}_queue`` (mean queue length), ``{tier}_utilisation`` (0..1).
         faults: one row per injected fault: ``at_s, until_s, kind, target``.
+        stations: one row per tier instance, over the measurement window: ``tier,
+            instance, workers, jobs, p_wait, mean_wait_s, mean_service_s,
+            utilisation, mean_queue_length, max_queue_length``.
         meta: run facts (wall-clock seconds, events processed, simulated seconds).
     """
 
@@ -73,6 +79,7 @@ class Result:
     messages: pd.DataFrame
     timeseries: pd.DataFrame
     faults: pd.DataFrame
+    stations: pd.DataFrame = field(default_factory=pd.DataFrame)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:

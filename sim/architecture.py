@@ -1,0 +1,429 @@
+"""The server side of an architecture, built from a scenario: the message path.
+
+A send travels client -> gateway (the instance holding the client's connection,
+chosen by the load balancer when the session started) -> message service
+(microservices: its own pool, one internal hop away; monolith: the same
+process) -> store (the durability point) -> ack back to the sender, and fans
+out to every other member: pushed to connected WebSocket clients, handed to a
+held long poll, left for the next short poll, or kept in the store for
+offline members, who sync from their cursors on reconnect.
+
+Each step is a job on a :class:`~sim.components.station.Station`; network
+hops are delays. The client side lives in :mod:`sim.components.clients`.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sim.components.balancer import Balancer
+from sim.components.costs import Costs
+from sim.components.station import Station
+from sim.kernel import Kernel
+from sim.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
+from sim.scenario import AckAfter, RateLimitKind, Scenario, TransportKind
+from sim.workload.population import Conversations
+
+if TYPE_CHECKING:
+    from sim.components.clients import Clients
+
+#: context of one send attempt: (message, client epoch, gateway index, attempt number)
+SendCtx = tuple[Message, int, int, int]
+
+
+class Server:
+    """Gateways, message service, store, presence and inboxes of one architecture."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        kernel: Kernel,
+        recorder: Recorder,
+        convs: Conversations,
+        costs: Costs,
+    ) -> None:
+        arch = scenario.architecture
+        self.kernel = kernel
+        self.after = kernel.after
+        self.env = kernel.env
+        self.rec = recorder
+        self.convs = convs
+        self.costs = costs
+        self.clients: Clients  # wired by sim.engine
+        #: one-way internal delay when it is a constant, else -1 (sampled per hop)
+        self._hop_s = costs.internal_oneway_s if costs.internal_oneway_s is not None else -1.0
+        measure_from = scenario.run.warmup_s
+        gw_name = "app" if costs.monolith else "gateway"
+        self.gateways = [
+            Station(kernel, gw_name, i, arch.gateway.workers, measure_from)
+            for i in range(arch.gateway.instances)
+        ]
+        self.services = (
+            []
+            if costs.monolith
+            else [
+                Station(kernel, "service", i, arch.service.workers, measure_from)
+                for i in range(arch.service.instances)
+            ]
+        )
+        self.store = Station(kernel, "store", 0, arch.store.workers, measure_from)
+        self.stations = [*self.gateways, *self.services, self.store]
+        self.gateway_balancer = Balancer(arch.load_balancer.policy, self.gateways)
+        self.service_balancer = Balancer(arch.load_balancer.policy, self.services)
+        self.transport = arch.transport.kind
+        self.long_poll_timeout_s = arch.transport.long_poll_timeout_s
+        self.ack_at_gateway = arch.ack_after is AckAfter.GATEWAY
+        self.sync_batch = arch.offline.sync_batch
+        self.push_notifications = arch.offline.push
+        users = scenario.workload.users
+        # presence: which gateway holds a user's session, and for which client epoch
+        self.presence_gw = array("i", [-1]) * users
+        self.presence_epoch = array("i", [0]) * users
+        # per conversation: next seq and the log of accepted messages (index seq - 1)
+        self.next_seq = array("i", [1]) * convs.count
+        self.log: dict[int, list[Message]] = {}
+        # polling transports: messages waiting for a user's next poll, and held long polls
+        self.pending: dict[int, list[tuple[Message, int]]] = {}
+        self.held_polls: dict[int, int] = {}
+        self._poll_ids = 0
+        rl = arch.rate_limit
+        self.rate_limit = rl.kind is RateLimitKind.TOKEN_BUCKET
+        self.rl_rate = rl.rate_per_s
+        self.rl_burst = float(rl.burst)
+        self.buckets: dict[int, tuple[float, float]] = {}
+
+    # ------------------------------------------------------------ plumbing
+
+    def _hop(self, fn: Callable[[Any], None], arg: Any) -> None:
+        """An internal network hop between two server processes."""
+        delay = self._hop_s if self._hop_s >= 0.0 else self.costs.internal_oneway()
+        if delay > 0.0:
+            self.after(delay, fn, arg)
+        else:
+            fn(arg)
+
+    def _hops(self, count: int, fn: Callable[[Any], None], arg: Any) -> None:
+        """Several internal hops in a row, with no queue between them."""
+        if self._hop_s >= 0.0:
+            delay = self._hop_s * count
+        else:
+            delay = sum(self.costs.internal_oneway() for _ in range(count))
+        if delay > 0.0:
+            self.after(delay, fn, arg)
+        else:
+            fn(arg)
+
+    def _on_gateway(
+        self, gw: int, cost_s: float, instant: bool, fn: Callable[[Any], None], arg: Any
+    ) -> None:
+        if instant:
+            fn(arg)
+        else:
+            self.gateways[gw].submit(cost_s, fn, arg)
+
+    def _service_step(self, fn: Callable[[Any], None], arg: Any) -> None:
+        """Run the message service's part of a request (nothing extra in a monolith)."""
+        if self.costs.monolith:
+            fn(arg)
+        elif self.costs.service_instant:
+            self._hop(fn, arg)
+        else:
+            station = self.service_balancer.pick_request()
+            self._hop(self._at_service, (station, fn, arg))
+
+    def _at_service(self, job: tuple[Station, Callable[[Any], None], Any]) -> None:
+        job[0].submit(self.costs.service(), job[1], job[2])
+
+    def _downlink(self, fn: Callable[[Any], None], arg: Any) -> None:
+        if self.costs.client_zero:
+            fn(arg)
+        else:
+            self.after(self.costs.client_rtt() * 0.5, fn, arg)
+
+    def _outbound(self, gw: int, fn: Callable[[Any], None], arg: Any) -> None:
+        """A frame or reply leaves through gateway ``gw``, then crosses the client link."""
+        if self.costs.push_instant:
+            self._downlink(fn, arg)
+        else:
+            self.gateways[gw].submit(self.costs.outbound(), self._downlink_after, (fn, arg))
+
+    def _downlink_after(self, pair: tuple[Callable[[Any], None], Any]) -> None:
+        self._downlink(pair[0], pair[1])
+
+    def _from_service_to_gateway(self, fn: Callable[[Any], None], arg: Any) -> None:
+        if self.costs.monolith:
+            fn(arg)
+        else:
+            self._hop(fn, arg)
+
+    # ------------------------------------------------------------ sessions
+
+    def open_session(self, ctx: tuple[int, int, float]) -> None:
+        """A client's connection set-up reaches the load balancer."""
+        user, epoch, rtt = ctx
+        station = self.gateway_balancer.pick_connection()
+        station.submit(
+            self.costs.connect(), self._session_opened, (user, epoch, station.index, rtt)
+        )
+
+    def _session_opened(self, ctx: tuple[int, int, int, float]) -> None:
+        user, epoch, gw, rtt = ctx
+        if self.clients.epoch[user] != epoch:
+            return  # the client gave up on this connection before it was set up
+        self.presence_gw[user] = gw
+        self.presence_epoch[user] = epoch
+        self.gateway_balancer.connections[gw] += 1
+        if self.costs.client_zero:
+            self.clients.session_ready((user, epoch, gw))
+        else:
+            self.after(rtt * 0.5, self.clients.session_ready, (user, epoch, gw))
+
+    def close_session(self, user: int) -> None:
+        """The client disconnected: presence and anything held for the connection go."""
+        gw = self.presence_gw[user]
+        if gw >= 0:
+            self.gateway_balancer.connections[gw] -= 1
+            self.presence_gw[user] = -1
+        self.pending.pop(user, None)
+        self.held_polls.pop(user, None)
+
+    def _connected(self, user: int, epoch: int) -> bool:
+        return self.presence_gw[user] >= 0 and self.presence_epoch[user] == epoch
+
+    # ------------------------------------------------------------ sends
+
+    def receive_send(self, ctx: SendCtx) -> None:
+        """A send frame (or HTTP POST) arrives at the sender's gateway."""
+        msg, epoch, gw, _ = ctx
+        if not self._connected(msg.sender, epoch):
+            return  # the connection closed while the frame was in flight
+        self._on_gateway(
+            gw, self.costs.inbound(), self.costs.gateway_instant, self._gateway_send, ctx
+        )
+
+    def _gateway_send(self, ctx: SendCtx) -> None:
+        msg = ctx[0]
+        if self.rate_limit and not self._take_token(msg.sender):
+            self.rec.rate_limited += 1
+            self.rec.error(self.env.now)
+            self._outbound(ctx[2], self.clients.send_rejected, ctx)
+            return
+        if self.ack_at_gateway:
+            self._outbound(ctx[2], self.clients.send_acked, ctx)
+        self._service_step(self._accept, ctx)
+
+    def _take_token(self, user: int) -> bool:
+        now = self.env.now
+        tokens, last = self.buckets.get(user, (self.rl_burst, now))
+        tokens = min(self.rl_burst, tokens + (now - last) * self.rl_rate)
+        if tokens < 1.0:
+            self.buckets[user] = (tokens, now)
+            return False
+        self.buckets[user] = (tokens - 1.0, now)
+        return True
+
+    def _accept(self, ctx: SendCtx) -> None:
+        """Idempotent accept: the first acceptance assigns the conversation's next seq."""
+        msg = ctx[0]
+        if msg.seq == 0:
+            conv = msg.conv
+            msg.seq = self.next_seq[conv]
+            self.next_seq[conv] = msg.seq + 1
+            log = self.log.get(conv)
+            if log is None:
+                self.log[conv] = [msg]
+            else:
+                log.append(msg)
+            self.rec.accepted(self.env.now)
+        if msg.durable:
+            self._ack(ctx)
+        elif msg.writing:
+            assert msg.waiters is not None
+            msg.waiters.append((ctx[1], ctx[2], ctx[3]))
+        else:
+            msg.writing = True
+            msg.waiters = [(ctx[1], ctx[2], ctx[3])]
+            if self.costs.store_write_instant:
+                self._durable(msg)
+            else:
+                self._hop(self._store_write, msg)
+
+    def _store_write(self, msg: Message) -> None:
+        self.store.submit(self.costs.store_write(), self._written, msg)
+
+    def _written(self, msg: Message) -> None:
+        self._hop(self._durable, msg)
+
+    def _durable(self, msg: Message) -> None:
+        msg.durable = True
+        waiters = msg.waiters or []
+        msg.waiters = None
+        for waiter in waiters:
+            epoch, gw, attempt = waiter
+            self._ack((msg, epoch, gw, attempt))
+        self._fan_out(msg)
+
+    def _ack(self, ctx: SendCtx) -> None:
+        if self.ack_at_gateway:
+            return
+        self._from_service_to_gateway(self._ack_at_gateway, ctx)
+
+    def _ack_at_gateway(self, ctx: SendCtx) -> None:
+        if self._connected(ctx[0].sender, ctx[1]):
+            self._outbound(ctx[2], self.clients.send_acked, ctx)
+
+    # ------------------------------------------------------------ fan-out
+
+    def _fan_out(self, msg: Message) -> None:
+        members, slots = self.convs.members_and_slots(msg.conv)
+        sender = msg.sender
+        transport = self.transport
+        for user, slot in zip(members, slots, strict=True):
+            if user == sender:
+                continue
+            gw = self.presence_gw[user]
+            if gw < 0:
+                if self.push_notifications:
+                    self.rec.push_notifications += 1
+                continue
+            if transport is TransportKind.WEBSOCKET:
+                self._from_service_to_gateway(
+                    self._push, (msg, user, slot, gw, self.presence_epoch[user])
+                )
+            else:
+                waiting = self.pending.get(user)
+                if waiting is None:
+                    self.pending[user] = [(msg, slot)]
+                else:
+                    waiting.append((msg, slot))
+                if user in self.held_polls:
+                    self._from_service_to_gateway(self._release_poll, user)
+
+    def _push(self, ctx: tuple[Message, int, int, int, int]) -> None:
+        msg, user, slot, gw, epoch = ctx
+        if not self._connected(user, epoch):
+            self.rec.lost_in_flight += 1
+            return
+        self._outbound(gw, self.clients.deliver, (user, epoch, [(msg, slot)], PATH_ONLINE, -1.0))
+
+    # ------------------------------------------------------------ polls and syncs
+
+    def receive_poll(self, ctx: tuple[int, int]) -> None:
+        """A short or long poll arrives at the user's gateway; it queries the inbox."""
+        user, epoch = ctx
+        if not self._connected(user, epoch):
+            return
+        gw = self.presence_gw[user]
+        self._on_gateway(
+            gw,
+            self.costs.inbound(),
+            self.costs.gateway_instant,
+            self._poll_at_gateway,
+            ctx,
+        )
+
+    def _poll_at_gateway(self, ctx: tuple[int, int]) -> None:
+        self._service_step(self._poll_read, ctx)
+
+    def _poll_read(self, ctx: tuple[int, int]) -> None:
+        if self.costs.store_read_instant:
+            self._poll_answer(ctx)
+        else:
+            self._hop(self._poll_at_store, ctx)
+
+    def _poll_at_store(self, ctx: tuple[int, int]) -> None:
+        self.store.submit(self.costs.store_read(), self._poll_read_done, ctx)
+
+    def _poll_read_done(self, ctx: tuple[int, int]) -> None:
+        # store -> service -> gateway: the reply is composed on arrival at the gateway
+        self._hops(1 if self.costs.monolith else 2, self._poll_answer, ctx)
+
+    def _poll_answer(self, ctx: tuple[int, int]) -> None:
+        user, epoch = ctx
+        if not self._connected(user, epoch):
+            return
+        batch = self.pending.pop(user, None)
+        if batch or self.transport is TransportKind.SHORT_POLLING:
+            self._reply_poll((user, epoch, batch or []))
+            return
+        self._poll_ids += 1
+        poll_id = self._poll_ids
+        self.held_polls[user] = poll_id
+        self.after(self.long_poll_timeout_s, self._poll_timeout, (user, epoch, poll_id))
+
+    def _poll_timeout(self, ctx: tuple[int, int, int]) -> None:
+        user, epoch, poll_id = ctx
+        if self.held_polls.get(user) == poll_id and self._connected(user, epoch):
+            del self.held_polls[user]
+            self._reply_poll((user, epoch, []))
+
+    def _release_poll(self, user: int) -> None:
+        if user not in self.held_polls:
+            return  # already answered by an earlier message of the same fan-out
+        del self.held_polls[user]
+        batch = self.pending.pop(user, [])
+        self._reply_poll((user, self.presence_epoch[user], batch))
+
+    def _reply_poll(self, ctx: tuple[int, int, list[tuple[Message, int]]]) -> None:
+        user = ctx[0]
+        gw = self.presence_gw[user]
+        if gw < 0:
+            return
+        self._outbound(gw, self.clients.poll_reply, ctx)
+
+    def receive_sync(self, ctx: tuple[int, int, list[tuple[int, int]], int, float]) -> None:
+        """A sync request: ``(user, epoch, [(slot, cursor)], path, reconnect_s)``."""
+        user, epoch = ctx[0], ctx[1]
+        if not self._connected(user, epoch):
+            return
+        self._on_gateway(
+            self.presence_gw[user],
+            self.costs.inbound(),
+            self.costs.gateway_instant,
+            self._sync_at_gateway,
+            ctx,
+        )
+
+    def _sync_at_gateway(self, ctx: Any) -> None:
+        self._service_step(self._sync_read, ctx)
+
+    def _sync_read(self, ctx: Any) -> None:
+        if self.costs.store_read_instant:
+            self._sync_answer(ctx)
+        else:
+            self._hop(self._sync_at_store, ctx)
+
+    def _sync_at_store(self, ctx: Any) -> None:
+        self.store.submit(self.costs.store_read(), self._sync_read_done, ctx)
+
+    def _sync_read_done(self, ctx: Any) -> None:
+        self._hops(1 if self.costs.monolith else 2, self._sync_answer, ctx)
+
+    def _sync_answer(self, ctx: tuple[int, int, list[tuple[int, int]], int, float]) -> None:
+        user, epoch, cursors, path, reconnect_s = ctx
+        if not self._connected(user, epoch):
+            return
+        user_convs = self.convs.user_convs
+        batch: list[tuple[Message, int]] = []
+        more = False
+        limit = self.sync_batch
+        for slot, cursor in cursors:
+            log = self.log.get(int(user_convs[slot]))
+            if not log or len(log) <= cursor:
+                continue
+            for msg in log[cursor:]:
+                if not msg.durable:
+                    continue
+                if len(batch) >= limit:
+                    more = True
+                    break
+                batch.append((msg, slot))
+            if more:
+                break
+        reply = (user, epoch, batch, path, reconnect_s, more, [slot for slot, _ in cursors])
+        self._outbound(self.presence_gw[user], self.clients.sync_reply, reply)
+
+
+__all__ = ["PATH_ONLINE", "PATH_SYNC", "SendCtx", "Server"]

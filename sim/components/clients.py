@@ -1,0 +1,356 @@
+"""The client side of every user: connection, outbox with retries, display in seq order.
+
+Client state is kept in arrays indexed by user or by membership slot, never in
+per-user objects. A client:
+
+* connects when its session starts (TCP + TLS, plus the WebSocket upgrade), then
+  syncs every conversation from its cursor and resends its outbox;
+* sends with a timeout per attempt, retries with backoff, gives up after
+  ``max_attempts`` (the message is then *failed*);
+* drops a delivery it has displayed already (dedup by seq, which the service
+  assigns once per msg_id), displays in seq order, holds a message that arrives
+  ahead of a gap and asks for a sync to fill the gap;
+* polls, on the polling transports: every ``poll_interval_s`` (short polling) or
+  again as soon as a poll returns (long polling).
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any
+
+import numpy as np
+
+from sim.architecture import SendCtx, Server
+from sim.components.costs import Costs, websocket_header_bytes
+from sim.kernel import Kernel
+from sim.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
+from sim.scenario import Backoff, Scenario, TransportKind
+from sim.workload.population import Conversations
+
+OFFLINE, CONNECTING, CONNECTED = 0, 1, 2
+
+
+class Clients:
+    """All users' client applications."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        kernel: Kernel,
+        recorder: Recorder,
+        convs: Conversations,
+        costs: Costs,
+        server: Server,
+        stop_sending_s: float,
+    ) -> None:
+        arch = scenario.architecture
+        users = scenario.workload.users
+        self.kernel = kernel
+        self.env = kernel.env
+        self.after = kernel.after
+        self.rec = recorder
+        self.convs = convs
+        self.costs = costs
+        self.server = server
+        self.transport = arch.transport.kind
+        self.poll_interval_s = arch.transport.poll_interval_s
+        self.state = bytearray(users)
+        self.epoch = array("i", [0]) * users
+        self.gateway = array("i", [-1]) * users
+        self.online_since = array("d", [0.0]) * users
+        self.cursor = array("i", [0]) * len(convs.user_convs)
+        self.held: dict[int, dict[int, tuple[Message, int]]] = {}
+        self.syncing: set[int] = set()
+        self.outbox: dict[int, list[Message]] = {}
+        res = arch.resilience
+        self.timeout_s = res.timeout_s
+        self.max_attempts = res.retry.max_attempts
+        self.backoff = res.retry.backoff
+        self.base_s = res.retry.base_s
+        self.cap_s = res.retry.cap_s
+        jitter_rng = kernel.streams.generator("client.backoff")
+        self._uniform = _uniform_sampler(jitter_rng)
+        #: retry timers that would fire after this never matter and are not scheduled
+        self.horizon_s = scenario.run.duration_s + scenario.run.drain_s
+        self.stop_sending_s = stop_sending_s
+        self.next_msg_id = 0
+
+    # ------------------------------------------------------------ link helpers
+
+    def _uplink(self, fn: Any, arg: Any) -> None:
+        if self.costs.client_zero:
+            fn(arg)
+        else:
+            self.after(self.costs.client_rtt() * 0.5, fn, arg)
+
+    def _frame_up(self, now: float, body_bytes: int) -> None:
+        """A client-to-server frame or request on the client link."""
+        if self.transport is TransportKind.WEBSOCKET:
+            self.rec.wire(now, body_bytes + websocket_header_bytes(body_bytes, True), True)
+        else:
+            self.rec.wire(now, body_bytes + self.costs.header_bytes, True)
+
+    def _frame_down(self, now: float, body_bytes: int) -> None:
+        if self.transport is TransportKind.WEBSOCKET:
+            self.rec.wire(now, body_bytes + websocket_header_bytes(body_bytes, False))
+        else:
+            self.rec.wire(now, body_bytes)  # HTTP headers were counted with the request
+
+    # ------------------------------------------------------------ sessions
+
+    def go_online(self, user: int) -> None:
+        now = self.env.now
+        self.epoch[user] += 1
+        self.state[user] = CONNECTING
+        self.online_since[user] = now
+        rtt = 0.0 if self.costs.client_zero else self.costs.client_rtt()
+        if self.transport is TransportKind.WEBSOCKET:
+            self.rec.wire(now, self.costs.header_bytes, True)  # the Upgrade exchange
+        ctx = (user, self.epoch[user], rtt)
+        delay = (self.costs.connect_rtts - 0.5) * rtt
+        if delay <= 0.0:
+            self.server.open_session(ctx)
+        else:
+            self.after(delay, self.server.open_session, ctx)
+
+    def go_offline(self, user: int) -> None:
+        self.epoch[user] += 1
+        self.state[user] = OFFLINE
+        self.gateway[user] = -1
+        self.server.close_session(user)
+        for slot in self.convs.slots_of(user):
+            self.held.pop(slot, None)
+            self.syncing.discard(slot)
+
+    def session_ready(self, ctx: tuple[int, int, int]) -> None:
+        user, epoch, gw = ctx
+        if self.epoch[user] != epoch:
+            return
+        self.state[user] = CONNECTED
+        self.gateway[user] = gw
+        slots = self.convs.slots_of(user)
+        if len(slots):
+            self._request_sync(user, list(slots), PATH_SYNC, self.online_since[user])
+        pending = self.outbox.pop(user, None)
+        if pending:
+            for msg in pending:
+                if not (msg.acked or msg.failed):
+                    self._transmit(msg)
+        if self.transport is not TransportKind.WEBSOCKET:
+            self._poll((user, epoch))
+
+    # ------------------------------------------------------------ sending
+
+    def send(self, user: int, conv: int, payload_bytes: int) -> None:
+        """The user writes a message in ``conv`` (called by the workload)."""
+        now = self.env.now
+        msg = Message(
+            self.next_msg_id, conv, user, now, payload_bytes, self.costs.frame_bytes(payload_bytes)
+        )
+        self.next_msg_id += 1
+        self.rec.messages.append(msg)
+        if self.state[user] == CONNECTED:
+            self._transmit(msg)
+        else:
+            self.outbox.setdefault(user, []).append(msg)
+
+    def _transmit(self, msg: Message) -> None:
+        user = msg.sender
+        msg.attempts += 1
+        now = self.env.now
+        self._frame_up(now, msg.wire_bytes)
+        ctx: SendCtx = (msg, self.epoch[user], self.gateway[user], msg.attempts)
+        self._uplink(self.server.receive_send, ctx)
+        if now + self.timeout_s < self.horizon_s:
+            self.after(self.timeout_s, self._timed_out, (msg, msg.attempts))
+
+    def _timed_out(self, ctx: tuple[Message, int]) -> None:
+        msg, attempt = ctx
+        if msg.acked or msg.failed or msg.attempts != attempt:
+            return
+        self._attempt_failed(msg)
+
+    def _attempt_failed(self, msg: Message) -> None:
+        now = self.env.now
+        if msg.attempts >= self.max_attempts:
+            msg.failed = True
+            msg.failed_s = now
+            self.rec.error(now)
+            return
+        self.after(self._backoff_s(msg.attempts), self._retry, msg)
+
+    def _backoff_s(self, attempts: int) -> float:
+        """Delay before the next attempt.
+
+        Formulas from the AWS Architecture Blog, "Exponential Backoff and Jitter" (2015).
+        """
+        if self.backoff is Backoff.NONE:
+            return 0.0
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** (attempts - 1))
+        if self.backoff is Backoff.EXPONENTIAL:
+            return ceiling
+        return self._uniform() * ceiling
+
+    def _retry(self, msg: Message) -> None:
+        if msg.acked or msg.failed:
+            return
+        self.rec.retry(self.env.now)
+        if self.state[msg.sender] == CONNECTED:
+            self._transmit(msg)
+        else:
+            self.outbox.setdefault(msg.sender, []).append(msg)
+
+    def send_acked(self, ctx: SendCtx) -> None:
+        msg, epoch = ctx[0], ctx[1]
+        if self.epoch[msg.sender] != epoch:
+            return  # the connection the ack was meant for has closed
+        self._frame_down(self.env.now, self.costs.control_bytes)
+        if msg.acked or msg.failed:
+            return
+        msg.acked = True
+        msg.ack_s = self.env.now
+        self._own_message_placed(msg)
+
+    def _own_message_placed(self, msg: Message) -> None:
+        """The ack tells the sender its message's seq: it takes that place in the timeline."""
+        user = msg.sender
+        user_convs = self.convs.user_convs
+        for slot in self.convs.slots_of(user):
+            if user_convs[slot] == msg.conv:
+                self._receive(user, [(msg, slot)], PATH_ONLINE, -1.0)
+                return
+
+    def send_rejected(self, ctx: SendCtx) -> None:
+        msg, epoch, _, attempt = ctx
+        if self.epoch[msg.sender] != epoch:
+            return
+        self._frame_down(self.env.now, self.costs.control_bytes)
+        if msg.acked or msg.failed or msg.attempts != attempt:
+            return
+        self._attempt_failed(msg)
+
+    # ------------------------------------------------------------ receiving
+
+    def deliver(self, ctx: tuple[int, int, list[tuple[Message, int]], int, float]) -> None:
+        """Pushed messages reach the client (WebSocket)."""
+        user, epoch, batch, path, ref_s = ctx
+        if self.epoch[user] != epoch:
+            self.rec.lost_in_flight += len(batch)
+            return
+        now = self.env.now
+        for msg, _ in batch:
+            self._frame_down(now, msg.wire_bytes)
+        self._receive(user, batch, path, ref_s)
+        # the delivery ack goes back over the same connection
+        ack_bytes = self.costs.control_bytes
+        self._frame_up(now, ack_bytes)
+        gw = self.gateway[user]
+        if not self.costs.control_instant and gw >= 0:
+            self._uplink(self._ack_arrives, (user, epoch, gw))
+
+    def _ack_arrives(self, ctx: tuple[int, int, int]) -> None:
+        user, epoch, gw = ctx
+        if self.server.presence_epoch[user] == epoch and self.server.presence_gw[user] == gw:
+            self.server.gateways[gw].submit(self.costs.control(), _ignore, None)
+
+    def poll_reply(self, ctx: tuple[int, int, list[tuple[Message, int]]]) -> None:
+        user, epoch, batch = ctx
+        if self.epoch[user] != epoch:
+            self.rec.lost_in_flight += len(batch)
+            return
+        now = self.env.now
+        self._frame_down(now, self.costs.control_bytes + sum(m.wire_bytes for m, _ in batch))
+        if not batch and now < self.stop_sending_s:
+            self.rec.empty_polls += 1
+        self._receive(user, batch, PATH_ONLINE, -1.0)
+        if self.transport is TransportKind.LONG_POLLING:
+            self._poll((user, epoch))
+
+    def sync_reply(
+        self, ctx: tuple[int, int, list[tuple[Message, int]], int, float, bool, list[int]]
+    ) -> None:
+        user, epoch, batch, path, ref_s, more, requested = ctx
+        if self.epoch[user] != epoch:
+            return
+        now = self.env.now
+        self._frame_down(now, self.costs.control_bytes + sum(m.wire_bytes for m, _ in batch))
+        for slot in requested:
+            self.syncing.discard(slot)
+        self._receive(user, batch, path, ref_s)
+        if more:
+            self._request_sync(user, list(self.convs.slots_of(user)), path, ref_s)
+
+    def _receive(
+        self, user: int, batch: list[tuple[Message, int]], path: int, ref_s: float
+    ) -> None:
+        """Dedup by seq, display in seq order, hold messages that arrive after a gap."""
+        cursor = self.cursor
+        now = self.env.now
+        rec = self.rec
+        gaps: list[int] = []
+        for msg, slot in batch:
+            seq = msg.seq
+            current = cursor[slot]
+            held = self.held.get(slot)
+            if seq <= current or (held is not None and seq in held):
+                rec.redelivered += 1
+                continue
+            if seq == current + 1:
+                if msg.sender != user:  # one's own message was shown when it was written
+                    rec.display(msg, user, now, msg.send_s if path == PATH_ONLINE else ref_s, path)
+                current = seq
+                if held:
+                    while current + 1 in held:
+                        nxt, nxt_path = held.pop(current + 1)
+                        if nxt.sender != user:
+                            nxt_ref = nxt.send_s if nxt_path == PATH_ONLINE else ref_s
+                            rec.display(nxt, user, now, nxt_ref, nxt_path)
+                        current += 1
+                cursor[slot] = current
+            else:
+                if held is None:
+                    held = self.held[slot] = {}
+                held[seq] = (msg, path)
+                if slot not in self.syncing:
+                    gaps.append(slot)
+        if gaps:
+            self._request_sync(user, gaps, PATH_ONLINE, -1.0)
+
+    def _request_sync(self, user: int, slots: list[int], path: int, ref_s: float) -> None:
+        for slot in slots:
+            self.syncing.add(slot)
+        cursors = [(slot, self.cursor[slot]) for slot in slots]
+        self._frame_up(self.env.now, self.costs.control_bytes + 8 * len(slots))
+        self._uplink(self.server.receive_sync, (user, self.epoch[user], cursors, path, ref_s))
+
+    # ------------------------------------------------------------ polling
+
+    def start_polling(self, user: int) -> None:
+        if self.state[user] == CONNECTED:
+            self._poll((user, self.epoch[user]))
+
+    def _poll(self, ctx: tuple[int, int]) -> None:
+        user, epoch = ctx
+        if self.epoch[user] != epoch or self.state[user] != CONNECTED:
+            return
+        self._frame_up(self.env.now, self.costs.control_bytes)
+        self._uplink(self.server.receive_poll, ctx)
+        if self.transport is TransportKind.SHORT_POLLING:
+            self.after(self.poll_interval_s, self._poll, ctx)
+
+
+def _ignore(_: Any) -> None:
+    return None
+
+
+def _uniform_sampler(rng: np.random.Generator) -> Any:
+    buffer: list[float] = []
+
+    def draw() -> float:
+        nonlocal buffer
+        if not buffer:
+            buffer = rng.random(1024).tolist()
+        return buffer.pop()
+
+    return draw

@@ -1,0 +1,125 @@
+"""A service station: one instance of a tier, with ``workers`` servers and a FIFO queue.
+
+Jobs are callbacks, not SimPy processes: ``submit(cost_s, fn, arg)`` runs
+``fn(arg)`` when the job has waited for a free worker and then held it for
+``cost_s``. That keeps a message's path to a few heap operations, which is what
+lets a run simulate a million users.
+
+The station keeps time-weighted integrals of busy workers and queue length,
+and, for jobs that arrive after ``measure_from_s``, the count, total wait and
+count of jobs that had to wait: exactly what an M/M/c comparison needs
+(mean wait, P(wait) by PASTA).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from sim.kernel import Kernel
+
+Job = Callable[[Any], None]
+
+
+class Station:
+    """One instance of a tier: ``workers`` identical servers sharing one FIFO queue.
+
+    Subclasses are not expected; a tier is a list of stations plus a balancer.
+    """
+
+    __slots__ = (
+        "_after",
+        "_env",
+        "_last_s",
+        "busy",
+        "busy_area",
+        "index",
+        "jobs",
+        "max_queue",
+        "measure_from_s",
+        "measured",
+        "queue",
+        "queue_area",
+        "service_sum_s",
+        "tier",
+        "wait_sum_s",
+        "waited",
+        "workers",
+    )
+
+    def __init__(
+        self, kernel: Kernel, tier: str, index: int, workers: int, measure_from_s: float
+    ) -> None:
+        self._env = kernel.env
+        self._after = kernel.after
+        self.tier = tier
+        self.index = index
+        self.workers = workers
+        self.measure_from_s = measure_from_s
+        self.busy = 0
+        self.queue: deque[tuple[float, float, Job, Any]] = deque()
+        self._last_s = 0.0
+        self.busy_area = 0.0
+        self.queue_area = 0.0
+        self.jobs = 0
+        self.measured = 0
+        self.waited = 0
+        self.wait_sum_s = 0.0
+        self.service_sum_s = 0.0
+        self.max_queue = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.tier}.{self.index}"
+
+    @property
+    def outstanding(self) -> int:
+        """Jobs in service plus jobs waiting: what least-outstanding balancing looks at."""
+        return self.busy + len(self.queue)
+
+    def _account(self, now: float) -> None:
+        dt = now - self._last_s
+        if dt > 0.0:
+            self.busy_area += self.busy * dt
+            self.queue_area += len(self.queue) * dt
+            self._last_s = now
+
+    def submit(self, cost_s: float, fn: Job, arg: Any) -> None:
+        """Queue a job that needs ``cost_s`` of one worker, then calls ``fn(arg)``."""
+        now = self._env.now
+        self._account(now)
+        self.jobs += 1
+        if now >= self.measure_from_s:
+            self.measured += 1
+            self.service_sum_s += cost_s
+            measured = True
+        else:
+            measured = False
+        if self.busy < self.workers:
+            self.busy += 1
+            self._after(cost_s, self._finish, (fn, arg))
+        else:
+            if measured:
+                self.waited += 1
+            self.queue.append((now if measured else -1.0, cost_s, fn, arg))
+            if len(self.queue) > self.max_queue:
+                self.max_queue = len(self.queue)
+
+    def _finish(self, job: tuple[Job, Any]) -> None:
+        now = self._env.now
+        self._account(now)
+        if self.queue:
+            enqueued_s, cost_s, fn, arg = self.queue.popleft()
+            if enqueued_s >= 0.0:
+                self.wait_sum_s += now - enqueued_s
+            self._after(cost_s, self._finish, (fn, arg))
+        else:
+            self.busy -= 1
+        fn, arg = job
+        fn(arg)
+
+    def integrals(self, now: float) -> tuple[float, float]:
+        """Busy-worker-seconds and queue-length-seconds accumulated up to ``now``."""
+        self._account(now)
+        return self.busy_area, self.queue_area

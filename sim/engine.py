@@ -1,0 +1,195 @@
+"""One run: build the model from a scenario, simulate it, and measure it.
+
+``simulate(scenario, seed)`` is a pure function of its arguments. Timeline of
+a run: users start in their stationary state (online ones already connected);
+the workload sends from 0 to ``duration_s``; statistics cover sends from
+``warmup_s`` to ``duration_s``; then, during ``drain_s``, nobody sends or goes
+offline, every offline user comes online (spread over the first quarter of the
+drain, so the drain itself is no reconnect storm) and the system settles, so
+that a message still missing at the end is really lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from sim import checker
+from sim.architecture import Server
+from sim.calibration import load_calibration
+from sim.components.clients import CONNECTED, Clients
+from sim.components.costs import Costs
+from sim.kernel import Kernel
+from sim.metrics import PATH_NAMES, PATH_ONLINE, PATH_SYNC, Recorder
+from sim.result import Result
+from sim.scenario import Scenario, TransportKind
+from sim.workload.population import Sessions, build_conversations
+from sim.workload.traffic import Traffic
+
+#: runs expected to take longer than this (wall-clock seconds) show a progress bar
+PROGRESS_AFTER_S = 3.0
+
+
+class Model:
+    """Everything one run builds, wired together."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        run = scenario.run
+        self.kernel = Kernel(seed)
+        streams = self.kernel.streams
+        workload = scenario.workload
+        self.convs = build_conversations(workload, streams.generator("workload.conversations"))
+        self.sessions = Sessions(workload, streams, until_s=run.duration_s)
+        self.horizon_s = run.duration_s + run.drain_s
+        self.recorder = Recorder(run.interval_s, self.horizon_s, run.warmup_s, run.duration_s)
+        self.costs = Costs(scenario, streams, load_calibration())
+        self.server = Server(scenario, self.kernel, self.recorder, self.convs, self.costs)
+        self.clients = Clients(
+            scenario,
+            self.kernel,
+            self.recorder,
+            self.convs,
+            self.costs,
+            self.server,
+            run.duration_s,
+        )
+        self.server.clients = self.clients
+        self.traffic = Traffic(workload, streams, self.convs, until_s=run.duration_s)
+        self._snapshots: dict[str, list[tuple[float, float]]] = {}
+        self._series: list[dict[str, float]] = []
+        self._window_integrals: dict[str, tuple[float, float]] = {}
+
+    def _connect_initial(self) -> None:
+        """Users online at time 0 hold an established session already."""
+        online = np.frombuffer(bytes(self.sessions.online), dtype=np.uint8).nonzero()[0]
+        clients, server = self.clients, self.server
+        balancer = server.gateway_balancer
+        for user in online.tolist():
+            station = balancer.pick_connection()
+            clients.epoch[user] = 1
+            clients.state[user] = CONNECTED
+            clients.gateway[user] = station.index
+            server.presence_gw[user] = station.index
+            server.presence_epoch[user] = 1
+            balancer.connections[station.index] += 1
+        if self.clients.transport is not TransportKind.WEBSOCKET:
+            # polls of users already online start at random phases, not all at once
+            rng = self.kernel.streams.generator("client.poll_phase")
+            period = min(self.scenario.architecture.transport.poll_interval_s, 1.0)
+            phases = rng.random(len(online)) * period
+            for user, phase in zip(online.tolist(), phases.tolist(), strict=True):
+                self.kernel.after(phase, self.clients.start_polling, user)
+
+    def _toggle(self, user: int, online: bool) -> None:
+        if online:
+            self.clients.go_online(user)
+        else:
+            self.clients.go_offline(user)
+
+    def _drain(self) -> Generator[Any, Any, None]:
+        env = self.kernel.env
+        yield env.timeout(self.scenario.run.duration_s)
+        offline = [u for u, state in enumerate(self.clients.state) if not state]
+        rng = self.kernel.streams.generator("run.drain")
+        spread_s = self.scenario.run.drain_s / 4
+        times = np.sort(rng.random(len(offline)) * spread_s) if offline else np.empty(0)
+        order = rng.permutation(len(offline))
+        users = [offline[i] for i in order.tolist()]
+        start = env.now
+        for user, at in zip(users, times.tolist(), strict=True):
+            if start + at > env.now:
+                yield env.timeout(start + at - env.now)
+            if not self.clients.state[user]:
+                self.sessions.online[user] = 1
+                self.clients.go_online(user)
+
+    def _sample(self) -> Generator[Any, Any, None]:
+        env = self.kernel.env
+        interval = self.scenario.run.interval_s
+        previous = {s.name: s.integrals(0.0) for s in self.server.stations}
+        while True:
+            yield env.timeout(interval)
+            now = env.now
+            row: dict[str, float] = {
+                "t_s": now - interval,
+                "online_users": self.sessions.online_count,
+            }
+            for tier in self._tiers():
+                busy = queue = 0.0
+                workers = 0
+                for s in tier[1]:
+                    b, q = s.integrals(now)
+                    pb, pq = previous[s.name]
+                    busy += b - pb
+                    queue += q - pq
+                    workers += s.workers
+                    previous[s.name] = (b, q)
+                row[f"{tier[0]}_utilisation"] = busy / (workers * interval)
+                row[f"{tier[0]}_queue"] = queue / interval
+            self._series.append(row)
+
+    def _tiers(self) -> list[tuple[str, list[Any]]]:
+        tiers = [(self.server.gateways[0].tier, self.server.gateways)]
+        if self.server.services:
+            tiers.append(("service", self.server.services))
+        tiers.append(("store", [self.server.store]))
+        return tiers
+
+    def _mark(self, label: str) -> Generator[Any, Any, None]:
+        env = self.kernel.env
+        at = self.scenario.run.warmup_s if label == "from" else self.scenario.run.duration_s
+        yield env.timeout(at)
+        for s in self.server.stations:
+            self._window_integrals[f"{s.name}:{label}"] = s.integrals(env.now)
+
+    def run(self, progress: bool | None = None) -> Result:
+        started = time.perf_counter()
+        env = self.kernel.env
+        self._connect_initial()
+        env.process(self.sessions.process(env, self._toggle))
+        env.process(self.traffic.process(env, self.sessions.online, self.clients.send))
+        env.process(self._drain())
+        env.process(self._sample())
+        env.process(self._mark("from"))
+        env.process(self._mark("to"))
+        show = progress if progress is not None else True
+        steps = 200
+        with tqdm(
+            total=round(self.horizon_s),
+            unit="sim s",
+            desc=self.scenario.name,
+            disable=not show,
+            delay=PROGRESS_AFTER_S if progress is None else 0.0,
+            leave=False,
+        ) as bar:
+            done = 0.0
+            for i in range(1, steps + 1):
+                until = self.horizon_s * i / steps
+                env.run(until=until)
+                bar.update(round(until) - round(done))
+                done = until
+        wall_s = time.perf_counter() - started
+        return self._result(wall_s)
+
+    # ------------------------------------------------------------ results
+
+    def _result(self, wall_s: float) -> Result:
+        from sim.results_frames import build_result
+
+        return build_result(self, wall_s)
+
+
+def simulate(scenario: Scenario, seed: int | None = None, progress: bool | None = None) -> Result:
+    """Run ``scenario`` once with ``seed`` (default: ``scenario.run.seed``)."""
+    model = Model(scenario, scenario.run.seed if seed is None else seed)
+    return model.run(progress=progress)
+
+
+__all__ = ["PATH_NAMES", "PATH_ONLINE", "PATH_SYNC", "Model", "checker", "pd", "simulate"]

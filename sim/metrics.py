@@ -1,0 +1,130 @@
+"""Columnar recorders: what components emit during a run, kept in compact arrays.
+
+Components call the recorder's methods; nothing is patched in. Per-message
+state lives in :class:`Message` objects (with ``__slots__``); per-display
+records and per-interval counters in ``array`` columns, turned into pandas
+frames once, at the end of the run.
+"""
+
+from __future__ import annotations
+
+from array import array
+
+PATH_ONLINE = 0
+PATH_SYNC = 1
+PATH_NAMES = ("online", "sync")
+
+
+class Message:
+    """One message a user sent: identity, timing and outcome as the sender sees it."""
+
+    __slots__ = (
+        "ack_s",
+        "acked",
+        "attempts",
+        "conv",
+        "durable",
+        "failed",
+        "failed_s",
+        "msg_id",
+        "payload_bytes",
+        "send_s",
+        "sender",
+        "seq",
+        "waiters",
+        "wire_bytes",
+        "writing",
+    )
+
+    def __init__(
+        self,
+        msg_id: int,
+        conv: int,
+        sender: int,
+        send_s: float,
+        payload_bytes: int,
+        wire_bytes: int,
+    ) -> None:
+        self.msg_id = msg_id
+        self.conv = conv
+        self.sender = sender
+        self.send_s = send_s
+        self.payload_bytes = payload_bytes
+        self.wire_bytes = wire_bytes
+        self.seq = 0
+        self.attempts = 0
+        self.acked = False
+        self.ack_s = -1.0
+        self.failed = False
+        self.failed_s = -1.0
+        self.durable = False
+        self.writing = False
+        self.waiters: list[tuple[int, int, int]] | None = None
+
+
+class Recorder:
+    """Everything measured during one run."""
+
+    def __init__(
+        self, interval_s: float, horizon_s: float, measure_from_s: float, measure_to_s: float
+    ):
+        self.interval_s = interval_s
+        self._inv_interval = 1.0 / interval_s
+        self.bins = int(horizon_s / interval_s) + 2
+        self.measure_from_s = measure_from_s
+        self.measure_to_s = measure_to_s
+        self.messages: list[Message] = []
+        # one row per display of a message to a recipient
+        self.d_msg = array("q")
+        self.d_recipient = array("i")
+        self.d_time = array("d")
+        self.d_ref = array("d")
+        self.d_path = array("b")
+        # per-interval counters
+        self.bytes_bins = [0.0] * self.bins
+        self.request_bins = [0] * self.bins
+        self.accepted_bins = [0] * self.bins
+        self.error_bins = [0] * self.bins
+        self.retry_bins = [0] * self.bins
+        self.online_bins = [0] * self.bins
+        # run-wide counters
+        self.bytes_measured = 0.0
+        self.requests_measured = 0
+        self.redelivered = 0
+        self.empty_polls = 0
+        self.rate_limited = 0
+        self.push_notifications = 0
+        self.retries = 0
+        self.lost_in_flight = 0
+
+    def _bin(self, t: float) -> int:
+        b = int(t * self._inv_interval)
+        return b if b < self.bins else self.bins - 1
+
+    def wire(self, now: float, nbytes: float, request: bool = False) -> None:
+        """Bytes crossing the client link (either direction); ``request`` counts a request."""
+        b = self._bin(now)
+        self.bytes_bins[b] += nbytes
+        if request:
+            self.request_bins[b] += 1
+        if self.measure_from_s <= now < self.measure_to_s:
+            self.bytes_measured += nbytes
+            if request:
+                self.requests_measured += 1
+
+    def display(self, msg: Message, recipient: int, now: float, ref_s: float, path: int) -> None:
+        self.d_msg.append(msg.msg_id)
+        self.d_recipient.append(recipient)
+        self.d_time.append(now)
+        self.d_ref.append(ref_s)
+        self.d_path.append(path)
+
+    def accepted(self, now: float) -> None:
+        self.accepted_bins[self._bin(now)] += 1
+
+    def error(self, now: float) -> None:
+        self.error_bins[self._bin(now)] += 1
+
+    def retry(self, now: float) -> None:
+        self.retries += 1
+        self.retry_bins[self._bin(now)] += 1

@@ -1,0 +1,230 @@
+"""Turning a finished model's recorders into :class:`sim.Result` frames and the summary."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from sim import __version__ as msgsim_version
+from sim import checker
+from sim.metrics import PATH_NAMES, PATH_ONLINE, PATH_SYNC
+from sim.result import SUMMARY_COLUMNS, Result
+
+if TYPE_CHECKING:
+    from sim.engine import Model
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    return float(np.quantile(values, q)) if len(values) else float("nan")
+
+
+def messages_frame(model: Model) -> pd.DataFrame:
+    msgs = model.recorder.messages
+    n = len(msgs)
+    convs = model.convs
+    sizes = convs.sizes()
+    conv = np.fromiter((m.conv for m in msgs), dtype=np.int64, count=n)
+    frame = pd.DataFrame(
+        {
+            "msg_id": np.fromiter((m.msg_id for m in msgs), dtype=np.int64, count=n),
+            "conv_id": conv,
+            "sender": np.fromiter((m.sender for m in msgs), dtype=np.int64, count=n),
+            "seq": np.fromiter((m.seq for m in msgs), dtype=np.int64, count=n),
+            "send_time_s": np.fromiter((m.send_s for m in msgs), dtype=float, count=n),
+            "ack_time_s": np.fromiter(
+                (m.ack_s if m.acked else np.nan for m in msgs), dtype=float, count=n
+            ),
+            "acked": np.fromiter((m.acked for m in msgs), dtype=bool, count=n),
+            "failed": np.fromiter((m.failed for m in msgs), dtype=bool, count=n),
+            "attempts": np.fromiter((m.attempts for m in msgs), dtype=np.int64, count=n),
+            "recipients": sizes[conv] - 1 if n else np.empty(0, dtype=np.int64),
+            "payload_bytes": np.fromiter((m.payload_bytes for m in msgs), dtype=np.int64, count=n),
+        }
+    )
+    return frame
+
+
+def deliveries_frame(model: Model, messages: pd.DataFrame) -> pd.DataFrame:
+    rec = model.recorder
+    msg_id = np.frombuffer(rec.d_msg, dtype=np.int64)
+    display = np.frombuffer(rec.d_time, dtype=float)
+    ref = np.frombuffer(rec.d_ref, dtype=float)
+    path = np.frombuffer(rec.d_path, dtype=np.int8)
+    return pd.DataFrame(
+        {
+            "msg_id": msg_id,
+            "conv_id": messages["conv_id"].to_numpy()[msg_id],
+            "sender": messages["sender"].to_numpy()[msg_id],
+            "recipient": np.frombuffer(rec.d_recipient, dtype=np.int32).astype(np.int64),
+            "seq": messages["seq"].to_numpy()[msg_id],
+            "send_time_s": messages["send_time_s"].to_numpy()[msg_id],
+            "display_time_s": display,
+            "latency_s": display - ref,
+            "path": pd.Categorical.from_codes(path, categories=list(PATH_NAMES)),
+            "attempts": messages["attempts"].to_numpy()[msg_id],
+        }
+    )
+
+
+def stations_frame(model: Model) -> pd.DataFrame:
+    window = model.scenario.run.duration_s - model.scenario.run.warmup_s
+    rows = []
+    for s in model.server.stations:
+        b0, q0 = model._window_integrals.get(f"{s.name}:from", (0.0, 0.0))
+        b1, q1 = model._window_integrals.get(f"{s.name}:to", s.integrals(model.kernel.now))
+        rows.append(
+            {
+                "tier": s.tier,
+                "instance": s.index,
+                "workers": s.workers,
+                "jobs": s.measured,
+                "p_wait": s.waited / s.measured if s.measured else np.nan,
+                "mean_wait_s": s.wait_sum_s / s.measured if s.measured else np.nan,
+                "mean_service_s": s.service_sum_s / s.measured if s.measured else np.nan,
+                "utilisation": (b1 - b0) / (s.workers * window),
+                "mean_queue_length": (q1 - q0) / window,
+                "max_queue_length": s.max_queue,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def timeseries_frame(model: Model, deliveries: pd.DataFrame) -> pd.DataFrame:
+    rec = model.recorder
+    frame = pd.DataFrame(model._series)
+    if frame.empty:
+        return frame
+    interval = model.scenario.run.interval_s
+    n = len(frame)
+    frame["throughput"] = np.asarray(rec.accepted_bins[:n], dtype=float) / interval
+    frame["bytes_per_s"] = np.asarray(rec.bytes_bins[:n]) / interval
+    frame["requests_per_s"] = np.asarray(rec.request_bins[:n], dtype=float) / interval
+    frame["errors_per_s"] = np.asarray(rec.error_bins[:n], dtype=float) / interval
+    frame["retries_per_s"] = np.asarray(rec.retry_bins[:n], dtype=float) / interval
+    online = deliveries[deliveries["path"] == "online"]
+    bins = (online["display_time_s"].to_numpy() // interval).astype(np.int64)
+    lat = online["latency_s"].to_numpy()
+    p50 = np.full(n, np.nan)
+    p99 = np.full(n, np.nan)
+    if len(lat):
+        order = np.argsort(bins, kind="stable")
+        bins, lat = bins[order], lat[order]
+        edges = np.searchsorted(bins, np.arange(n + 1))
+        for i in range(n):
+            chunk = lat[edges[i] : edges[i + 1]]
+            if len(chunk):
+                p50[i], p99[i] = np.quantile(chunk, [0.5, 0.99])
+    frame["latency_p50"] = p50
+    frame["latency_p99"] = p99
+    first = ["t_s", "throughput", "latency_p50", "latency_p99", "online_users", "bytes_per_s"]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def build_result(model: Model, wall_s: float) -> Result:
+    scenario = model.scenario
+    run = scenario.run
+    messages = messages_frame(model)
+    deliveries = deliveries_frame(model, messages)
+    sizes = model.convs.sizes()
+    outcome = checker.check(messages, deliveries, sizes)
+    window_s = run.duration_s - run.warmup_s
+    in_window = (messages["send_time_s"] >= run.warmup_s) & (
+        messages["send_time_s"] < run.duration_s
+    )
+    per = outcome.per_message[in_window.to_numpy()]
+    win_msgs = messages[in_window]
+    online = deliveries[
+        (deliveries["path"] == PATH_NAMES[PATH_ONLINE])
+        & (deliveries["send_time_s"] >= run.warmup_s)
+        & (deliveries["send_time_s"] < run.duration_s)
+    ]["latency_s"].to_numpy()
+    sync_rows = deliveries[deliveries["path"] == PATH_NAMES[PATH_SYNC]]
+    reconnect_s = sync_rows["display_time_s"] - sync_rows["latency_s"]
+    sync = sync_rows[(reconnect_s >= run.warmup_s) & (reconnect_s < run.duration_s)][
+        "latency_s"
+    ].to_numpy()
+    acked = win_msgs[win_msgs["acked"]]
+    ack_lat = (acked["ack_time_s"] - acked["send_time_s"]).to_numpy()
+    sent = len(win_msgs)
+    arch = scenario.architecture
+    instances = arch.gateway.instances + arch.store.nodes
+    if model.server.services:
+        instances += arch.service.instances
+    summary = {
+        "scenario": scenario.name,
+        "seed": model.seed,
+        "users": scenario.workload.users,
+        "latency_p50": _quantile(online, 0.5),
+        "latency_p95": _quantile(online, 0.95),
+        "latency_p99": _quantile(online, 0.99),
+        "latency_p999": _quantile(online, 0.999),
+        "latency_mean": float(online.mean()) if len(online) else float("nan"),
+        "ack_p50": _quantile(ack_lat, 0.5),
+        "ack_p99": _quantile(ack_lat, 0.99),
+        "sync_p50": _quantile(sync, 0.5),
+        "sync_p99": _quantile(sync, 0.99),
+        "throughput": len(acked) / window_s,
+        "sent": sent,
+        "acked": int(per["acked"].sum()),
+        "failed": int(per["failed"].sum()),
+        "delivered": int(per["displayed"].sum()),
+        "lost": int(per["lost"].sum()),
+        "duplicated": int(per["duplicated"].sum()),
+        "reordered": int(per["reordered"].sum()),
+        "redelivered": model.recorder.redelivered,
+        "availability": float(per["acked"].sum()) / sent if sent else float("nan"),
+        "bytes": model.recorder.bytes_measured,
+        "bytes_per_s": model.recorder.bytes_measured / window_s,
+        "requests": model.recorder.requests_measured,
+        "empty_polls": model.recorder.empty_polls,
+        "cost": instances * window_s,
+    }
+    summary_frame = pd.DataFrame([summary], columns=list(SUMMARY_COLUMNS))
+    faults = pd.DataFrame(
+        [
+            {
+                "at_s": f.at_s,
+                "until_s": f.at_s + f.duration_s,
+                "kind": f.kind.value,
+                "target": f.target,
+            }
+            for f in scenario.faults
+        ],
+        columns=["at_s", "until_s", "kind", "target"],
+    )
+    meta = {
+        "msgsim_version": msgsim_version,
+        "wall_s": wall_s,
+        "simulated_s": model.horizon_s,
+        "warmup_s": run.warmup_s,
+        "duration_s": run.duration_s,
+        "events": model.kernel.events_scheduled,
+        "messages": len(messages),
+        "deliveries": len(deliveries),
+        "whole_run": {
+            "sent": outcome.sent,
+            "acked": outcome.acked,
+            "failed": outcome.failed,
+            "lost": outcome.lost,
+            "duplicated": outcome.duplicated,
+            "reordered": outcome.reordered,
+        },
+        "push_notifications": model.recorder.push_notifications,
+        "rate_limited": model.recorder.rate_limited,
+        "retries": model.recorder.retries,
+        "lost_in_flight": model.recorder.lost_in_flight,
+        "conversations": model.convs.count,
+    }
+    return Result(
+        scenario_name=scenario.name,
+        seed=model.seed,
+        summary=summary_frame,
+        deliveries=deliveries,
+        messages=messages,
+        timeseries=timeseries_frame(model, deliveries),
+        faults=faults,
+        stations=stations_frame(model),
+        meta=meta,
+    )

@@ -1,0 +1,95 @@
+"""Message generation: every online user sends as a Poisson process.
+
+Rather than one process per user, candidates arrive at the total rate
+``users * rate`` and pick a user uniformly; a candidate sends only if its user
+is online. Thinning a Poisson process this way gives each online user exactly
+a Poisson process of rate ``rate`` (and each offline user none), at one event
+per candidate, whatever the number of users. The sender picks one of its
+conversations uniformly. All draws come from workload streams, so two
+architectures under the same seed see the same messages (common random numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from sim.distributions import BLOCK_SIZE
+from sim.kernel import Streams
+from sim.scenario import Workload
+from sim.workload.population import Conversations
+
+SendFn = Callable[[int, int, int], None]
+"""``send(user, conv, payload_bytes)``."""
+
+
+class _Blocks:
+    """Draws from a vectorised numpy call, handed out one at a time."""
+
+    __slots__ = ("_buffer", "_draw")
+
+    def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
+        self._draw = draw
+        self._buffer: list[Any] = []
+
+    def __call__(self) -> Any:
+        buffer = self._buffer
+        if not buffer:
+            buffer = self._draw(BLOCK_SIZE).tolist()
+            buffer.reverse()
+            self._buffer = buffer
+        return buffer.pop()
+
+
+class Traffic:
+    """The message source of a workload."""
+
+    def __init__(
+        self, workload: Workload, streams: Streams, convs: Conversations, until_s: float
+    ) -> None:
+        self.users = workload.users
+        self.rate_per_user_per_s = workload.messages_per_user_per_hour / 3600.0
+        self.until_s = until_s
+        self.convs = convs
+        arrivals = streams.generator("workload.arrivals")
+        choice = streams.generator("workload.choice")
+        payload = streams.generator("workload.payload")
+        total_rate = self.users * self.rate_per_user_per_s
+        self._gap = (
+            _Blocks(lambda k: arrivals.exponential(1.0 / total_rate, k)) if total_rate else None
+        )
+        self._user = _Blocks(lambda k: arrivals.integers(0, self.users, k))
+        self._uniform = _Blocks(lambda k: choice.random(k))
+        self._payload = _Blocks(
+            lambda k: np.maximum(1, np.rint(workload.payload_bytes.draw(payload, k))).astype(
+                np.int64
+            )
+        )
+
+    def process(
+        self, env: simpy.Environment, online: bytearray, send: SendFn
+    ) -> Generator[Any, Any, None]:
+        if self._gap is None:
+            return
+        gap, pick_user, uniform, payload = self._gap, self._user, self._uniform, self._payload
+        user_ptr = self.convs.user_ptr
+        user_convs = self.convs.user_convs
+        until_s = self.until_s
+        t = env.now
+        while True:
+            t += gap()
+            if t >= until_s:
+                return
+            yield env.timeout(t - env.now)
+            user = pick_user()
+            if not online[user]:
+                continue
+            lo = int(user_ptr[user])
+            count = int(user_ptr[user + 1]) - lo
+            if count == 0:
+                continue
+            conv = int(user_convs[lo + int(uniform() * count)])
+            send(user, conv, payload())
