@@ -47,9 +47,6 @@ class Calibration:
             "protobuf": CodecCost(
                 envelope_bytes=50, payload_factor=1.0, encode_s=3e-6, decode_s=3e-6
             ),
-            "msgpack": CodecCost(
-                envelope_bytes=110, payload_factor=1.0, encode_s=4e-6, decode_s=5e-6
-            ),
         }
     )
     jwt_verify_s: dict[str, float] = field(
@@ -63,6 +60,12 @@ class Calibration:
     key_agreement_s: float = 1.2e-4
     #: bytes AES-GCM adds to a payload: 12 B nonce + 16 B tag.
     aead_overhead_bytes: int = 28
+    #: server CPU to accept one decoded send frame (accept, seq, store write, fan-out).
+    server_frame_s: float = 1e-4
+    #: encoded size of small control frames (acks, poll and sync requests), per codec.
+    control_frame_bytes: dict[str, float] = field(
+        default_factory=lambda: {"json": 85.0, "protobuf": 38.0}
+    )
     source: str = "published figures (docs/parameters.md)"
 
 

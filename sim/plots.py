@@ -39,6 +39,7 @@ PALETTE: tuple[str, ...] = (
 _CDF_POINTS = 1000
 
 _UNITS: dict[str, str] = {
+    "cost": "instance-s",
     "throughput": "msg/s",
     "online_users": "count",
     "users": "count",

@@ -127,7 +127,7 @@ _COLUMNS: tuple[_Column, ...] = (
     _Column("reordered", "reordered", _number),
     _Column("availability", "availability", _percent),
     _Column("bytes_per_s", "client link", _bytes_rate),
-    _Column("cost", "cost", _number),
+    _Column("cost", "cost (instance-s)", _number),
 )
 
 

@@ -41,7 +41,6 @@ class TransportKind(StrEnum):
 class CodecKind(StrEnum):
     JSON = "json"
     PROTOBUF = "protobuf"
-    MSGPACK = "msgpack"
 
 
 class BalancerPolicy(StrEnum):
@@ -136,9 +135,10 @@ class Tier(_Section):
 
     instances: int = Field(default=2, ge=1)
     workers: int = Field(default=2, ge=1)
-    request_s: Distribution = Field(
-        default=lognormal(0.0001, 1.0),
-        description="base CPU time of handling one inbound request or frame",
+    request_s: Distribution | None = Field(
+        default=None,
+        description="base CPU time of handling one inbound request or frame; default: "
+        "lognormal with the measured reference server cost as mean, cv 1",
     )
     service_time_s: Distribution | None = None
     push_time_s: Distribution | None = None

@@ -10,7 +10,7 @@ station entirely, which is how one queue is isolated for validation.
 from __future__ import annotations
 
 from sim.calibration import Calibration
-from sim.distributions import Constant, Sampler, _Dist
+from sim.distributions import Constant, Sampler, _Dist, lognormal
 from sim.kernel import Streams
 from sim.scenario import (
     AuthKind,
@@ -66,8 +66,9 @@ class Costs:
         per_request_auth_s = jwt_s if self.http else 0.0
 
         gw, svc = arch.gateway, arch.service
-        gw_base = gw.request_s.sampler(streams.generator("gateway.cost"))
-        svc_sampler = self._tier_sampler(svc, streams, "service")
+        default_request = lognormal(cal.server_frame_s, 1.0)
+        gw_base = (gw.request_s or default_request).sampler(streams.generator("gateway.cost"))
+        svc_sampler = self._tier_sampler(svc, streams, "service", default_request)
         self.service_instant = not self.monolith and _is_zero(svc.service_time_s)
 
         if gw.service_time_s is not None:
@@ -121,19 +122,19 @@ class Costs:
 
         # sizes on the client link
         self.header_bytes = arch.transport.http_header_bytes
-        self.control_bytes = max(8, round(codec.envelope_bytes * 0.3))
+        self.control_bytes = round(cal.control_frame_bytes.get(arch.codec.value, 40.0))
         self.e2e = e2e
         self.aead_overhead = cal.aead_overhead_bytes if e2e else 0
         self.payload_factor = codec.payload_factor if e2e else 1.0
         self.connect_rtts = HTTP_CONNECT_RTTS if self.http else WEBSOCKET_CONNECT_RTTS
 
     @staticmethod
-    def _tier_sampler(tier: Tier, streams: Streams, name: str) -> Sampler:
+    def _tier_sampler(tier: Tier, streams: Streams, name: str, default: _Dist) -> Sampler:
         if tier.service_time_s is not None:
             if isinstance(tier.service_time_s, Constant):
                 return _zero_after(tier.service_time_s.value)
             return tier.service_time_s.sampler(streams.generator(f"{name}.service_time"))
-        return tier.request_s.sampler(streams.generator(f"{name}.cost"))
+        return (tier.request_s or default).sampler(streams.generator(f"{name}.cost"))
 
     def frame_bytes(self, payload_bytes: int) -> int:
         """Encoded size of a message frame carrying ``payload_bytes`` of user content."""

@@ -1,0 +1,4 @@
+from sim.cli import main
+import sys
+
+sys.exit(main())

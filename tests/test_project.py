@@ -1,0 +1,65 @@
+"""The project's own files stay consistent: dependencies, README, documented defaults."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from sim.scenario import Scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: conda-forge spells some packages differently, and splits dask[distributed]
+CONDA_NAMES = {"dask[distributed]": ["dask", "distributed"]}
+
+
+def _requirement(spec: str) -> tuple[str, str]:
+    match = re.match(r"^\s*([A-Za-z0-9_.\-\[\]]+)\s*(.*)$", spec)
+    assert match, spec
+    return match.group(1).lower(), match.group(2).replace(" ", "")
+
+
+def test_environment_yml_lists_the_same_dependencies_and_bounds_as_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted: dict[str, str] = {}
+    specs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        specs.extend(extra)
+    for spec in specs:
+        name, bound = _requirement(spec)
+        for conda_name in CONDA_NAMES.get(name, [name]):
+            wanted[conda_name] = bound
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    have: dict[str, str] = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, str) and not dep.startswith(("python", "pip")):
+            name, bound = _requirement(dep)
+            have[name] = bound
+    assert have == wanted
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    head = "\n".join((ROOT / "README.md").read_text().splitlines()[:30])
+    assert "make demo" in head and "make test" in head
+
+
+def _default_fields(model: type[BaseModel], prefix: str = "") -> list[str]:
+    paths = []
+    for name, field in model.model_fields.items():
+        annotation: Any = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths.extend(_default_fields(annotation, f"{prefix}{name}."))
+        elif name not in ("name", "description", "faults"):
+            paths.append(f"{prefix}{name}")
+    return paths
+
+
+def test_every_default_parameter_has_a_row_in_docs_parameters() -> None:
+    text = (ROOT / "docs" / "parameters.md").read_text()
+    missing = [path for path in _default_fields(Scenario) if f"`{path}`" not in text]
+    assert not missing, f"defaults without a documented source: {missing}"

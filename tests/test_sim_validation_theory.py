@@ -1,0 +1,45 @@
+"""The simulator, configured as textbook queues, agrees with queueing theory.
+
+Each case runs 10 independent replications; the test asserts that the 95%
+confidence interval of the simulated mean covers the exact value, at low and
+high loads (rho up to 0.95). A test fails for a wrong model or a wrong formula,
+not for the luck of one seed: the interval accounts for that.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from sim import theory
+from sim.validation.theory import Case, run_case, standard_cases
+
+#: shorter runs than ``msgsim validate`` (which uses scale 1): wider but honest intervals
+SCALE = 0.25
+CASES = standard_cases(SCALE)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.name}:{c.metric}")
+def test_simulated_mean_has_the_theoretical_value_inside_its_95pct_interval(case: Case) -> None:
+    result = run_case(case, replications=10)
+    assert result.ci_low <= case.truth <= result.ci_high, result
+    # the interval must also be informative: narrower than the value it brackets
+    assert result.ci_high - result.ci_low < max(case.truth, 1e-3)
+
+
+def test_erlang_c_reference_value_of_the_issue() -> None:
+    """M/M/c with c = 14 at 10 Erlangs waits with probability 0.1741."""
+    assert theory.mmc(1000.0, 100.0, 14).p_wait == pytest.approx(0.1741, abs=5e-5)
+    case = next(c for c in CASES if c.name.startswith("M/M/14") and c.metric == "p_wait")
+    assert case.truth == pytest.approx(0.1741, abs=5e-5)
+
+
+def test_a_high_load_case_is_included() -> None:
+    assert any("0.95" in c.name or "0.9" in c.name for c in CASES)
+
+
+def test_a_wrong_service_time_is_detected() -> None:
+    """The comparison can fail: a queue 10% slower than the theory assumes is caught."""
+    case = next(c for c in CASES if c.name == "M/M/1 rho=0.5" and c.metric == "mean_wait_s")
+    slower = Case(case.name, case.metric, case.scenario, case.measure, case.truth / 1.25)
+    result = run_case(slower, replications=10)
+    assert not (result.ci_low <= slower.truth <= result.ci_high)
