@@ -1,4 +1,7 @@
-from sim.cli import main
+"""``python -m sim``: the msgsim command."""
+
 import sys
+
+from sim.cli import main
 
 sys.exit(main())

@@ -53,7 +53,7 @@ def test_dotted_overrides_change_only_the_named_fields() -> None:
 def test_cli_assignments_are_read_as_yaml_values() -> None:
     assert parse_assignment("workload.users=5000") == ("workload.users", 5000)
     assert parse_assignment("architecture.transport.kind=long_polling")[1] == "long_polling"
-    key, value = parse_assignment("network.client_rtt_s={dist: exponential, mean: 0.05}")
+    _, value = parse_assignment("network.client_rtt_s={dist: exponential, mean: 0.05}")
     assert value == {"dist": "exponential", "mean": 0.05}
 
 
