@@ -199,7 +199,11 @@ def run_case(
 
 
 def validate_theory(
-    replications: int = 10, scale: float = 1.0, seed: int = 1, progress: bool = False
+    replications: int = 10,
+    scale: float = 1.0,
+    seed: int = 1,
+    progress: bool = False,
+    confidence: float = 0.95,
 ) -> pd.DataFrame:
     """Run every standard case; one row per case and metric, with pass/fail."""
     from tqdm.auto import tqdm
@@ -215,7 +219,7 @@ def validate_theory(
                 result = simulate(case.scenario, seed + i, progress=False)
                 runs.append(result)
             cache[case.name] = runs
-        ci = mean_ci(np.asarray([case.measure(r) for r in runs]))
+        ci = mean_ci(np.asarray([case.measure(r) for r in runs]), confidence)
         res = CaseResult(case.name, case.metric, case.truth, ci.mean, ci.low, ci.high, replications)
         rows.append(
             {
