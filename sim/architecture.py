@@ -144,16 +144,20 @@ class Server:
 
     def _outbound(self, gw: int, fn: Callable[[Any], None], arg: Any) -> None:
         """A frame or reply leaves through gateway ``gw``, then crosses the client link."""
-        if self.costs.push_instant:
-            self._downlink(fn, arg)
+        costs = self.costs
+        if not costs.push_instant:
+            self.gateways[gw].submit(costs.outbound(), self._downlink_after, (fn, arg))
+        elif costs.client_zero:
+            fn(arg)
         else:
-            self.gateways[gw].submit(self.costs.outbound(), self._downlink_after, (fn, arg))
+            self.after(costs.client_rtt() * 0.5, fn, arg)
 
     def _downlink_after(self, pair: tuple[Callable[[Any], None], Any]) -> None:
         self._downlink(pair[0], pair[1])
 
     def _from_service_to_gateway(self, fn: Callable[[Any], None], arg: Any) -> None:
-        if self.costs.monolith:
+        """From the message service to a gateway: a hop, unless they are one process."""
+        if self.costs.monolith or self._hop_s == 0.0:
             fn(arg)
         else:
             self._hop(fn, arg)
@@ -197,11 +201,13 @@ class Server:
     def receive_send(self, ctx: SendCtx) -> None:
         """A send frame (or HTTP POST) arrives at the sender's gateway."""
         msg, epoch, gw, _ = ctx
-        if not self._connected(msg.sender, epoch):
+        user = msg.sender
+        if self.presence_gw[user] < 0 or self.presence_epoch[user] != epoch:
             return  # the connection closed while the frame was in flight
-        self._on_gateway(
-            gw, self.costs.inbound(), self.costs.gateway_instant, self._gateway_send, ctx
-        )
+        if self.costs.gateway_instant:
+            self._gateway_send(ctx)
+        else:
+            self.gateways[gw].submit(self.costs.inbound(), self._gateway_send, ctx)
 
     def _gateway_send(self, ctx: SendCtx) -> None:
         msg = ctx[0]
@@ -271,7 +277,8 @@ class Server:
         self._from_service_to_gateway(self._ack_at_gateway, ctx)
 
     def _ack_at_gateway(self, ctx: SendCtx) -> None:
-        if self._connected(ctx[0].sender, ctx[1]):
+        user = ctx[0].sender
+        if self.presence_gw[user] >= 0 and self.presence_epoch[user] == ctx[1]:
             self._outbound(ctx[2], self.clients.send_acked, ctx)
 
     # ------------------------------------------------------------ fan-out
@@ -303,7 +310,7 @@ class Server:
 
     def _push(self, ctx: tuple[Message, int, int, int, int]) -> None:
         msg, user, slot, gw, epoch = ctx
-        if not self._connected(user, epoch):
+        if self.presence_gw[user] < 0 or self.presence_epoch[user] != epoch:
             self.rec.lost_in_flight += 1
             return
         self._outbound(gw, self.clients.deliver, (user, epoch, [(msg, slot)], PATH_ONLINE, -1.0))

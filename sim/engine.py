@@ -154,7 +154,7 @@ class Model:
         env = self.kernel.env
         self._connect_initial()
         env.process(self.sessions.process(env, self._toggle))
-        env.process(self.traffic.process(env, self.sessions.online, self.clients.send))
+        self.traffic.start(self.kernel, self.sessions.online, self.clients.send)
         env.process(self._drain())
         env.process(self._sample())
         env.process(self._mark("from"))

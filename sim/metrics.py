@@ -23,6 +23,7 @@ class Message:
         "acked",
         "attempts",
         "conv",
+        "down_bytes",
         "durable",
         "failed",
         "failed_s",
@@ -31,6 +32,8 @@ class Message:
         "send_s",
         "sender",
         "seq",
+        "slot",
+        "up_bytes",
         "waiters",
         "wire_bytes",
         "writing",
@@ -40,15 +43,22 @@ class Message:
         self,
         msg_id: int,
         conv: int,
+        slot: int,
         sender: int,
         send_s: float,
         payload_bytes: int,
         wire_bytes: int,
+        up_bytes: int,
+        down_bytes: int,
     ) -> None:
         self.msg_id = msg_id
         self.conv = conv
+        self.slot = slot
         self.sender = sender
         self.send_s = send_s
+        #: the message frame on the client link, framing included, each way
+        self.up_bytes = up_bytes
+        self.down_bytes = down_bytes
         self.payload_bytes = payload_bytes
         self.wire_bytes = wire_bytes
         self.seq = 0
@@ -103,7 +113,7 @@ class Recorder:
 
     def wire(self, now: float, nbytes: float, request: bool = False) -> None:
         """Bytes crossing the client link (either direction); ``request`` counts a request."""
-        b = self._bin(now)
+        b = int(now * self._inv_interval)
         self.bytes_bins[b] += nbytes
         if request:
             self.request_bins[b] += 1

@@ -75,6 +75,7 @@ class Clients:
         self.horizon_s = scenario.run.duration_s + scenario.run.drain_s
         self.stop_sending_s = stop_sending_s
         self.next_msg_id = 0
+        self.control_up, self.control_down = self._frame_bytes(costs.control_bytes)
 
     # ------------------------------------------------------------ link helpers
 
@@ -84,18 +85,22 @@ class Clients:
         else:
             self.after(self.costs.client_rtt() * 0.5, fn, arg)
 
+    def _frame_bytes(self, body_bytes: int) -> tuple[int, int]:
+        """Bytes of a frame or request with ``body_bytes``, up (client to server) and down.
+
+        WebSocket frames carry their RFC 6455 header (masked upstream); HTTP requests
+        carry the request and response headers, counted once, with the request.
+        """
+        if self.transport is TransportKind.WEBSOCKET:
+            return (
+                body_bytes + websocket_header_bytes(body_bytes, True),
+                body_bytes + websocket_header_bytes(body_bytes, False),
+            )
+        return body_bytes + self.costs.header_bytes, body_bytes
+
     def _frame_up(self, now: float, body_bytes: int) -> None:
         """A client-to-server frame or request on the client link."""
-        if self.transport is TransportKind.WEBSOCKET:
-            self.rec.wire(now, body_bytes + websocket_header_bytes(body_bytes, True), True)
-        else:
-            self.rec.wire(now, body_bytes + self.costs.header_bytes, True)
-
-    def _frame_down(self, now: float, body_bytes: int) -> None:
-        if self.transport is TransportKind.WEBSOCKET:
-            self.rec.wire(now, body_bytes + websocket_header_bytes(body_bytes, False))
-        else:
-            self.rec.wire(now, body_bytes)  # HTTP headers were counted with the request
+        self.rec.wire(now, self._frame_bytes(body_bytes)[0], True)
 
     # ------------------------------------------------------------ sessions
 
@@ -142,11 +147,20 @@ class Clients:
 
     # ------------------------------------------------------------ sending
 
-    def send(self, user: int, conv: int, payload_bytes: int) -> None:
-        """The user writes a message in ``conv`` (called by the workload)."""
-        now = self.env.now
+    def send(self, user: int, slot: int, payload_bytes: int) -> None:
+        """The user writes a message in the conversation of ``slot`` (called by the workload)."""
+        wire = self.costs.frame_bytes(payload_bytes)
+        up, down = self._frame_bytes(wire)
         msg = Message(
-            self.next_msg_id, conv, user, now, payload_bytes, self.costs.frame_bytes(payload_bytes)
+            self.next_msg_id,
+            self.convs.slot_conv[slot],
+            slot,
+            user,
+            self.env.now,
+            payload_bytes,
+            wire,
+            up,
+            down,
         )
         self.next_msg_id += 1
         self.rec.messages.append(msg)
@@ -159,9 +173,12 @@ class Clients:
         user = msg.sender
         msg.attempts += 1
         now = self.env.now
-        self._frame_up(now, msg.wire_bytes)
+        self.rec.wire(now, msg.up_bytes, True)
         ctx: SendCtx = (msg, self.epoch[user], self.gateway[user], msg.attempts)
-        self._uplink(self.server.receive_send, ctx)
+        if self.costs.client_zero:
+            self.server.receive_send(ctx)
+        else:
+            self.after(self.costs.client_rtt() * 0.5, self.server.receive_send, ctx)
         if now + self.timeout_s < self.horizon_s:
             self.after(self.timeout_s, self._timed_out, (msg, msg.attempts))
 
@@ -205,27 +222,20 @@ class Clients:
         msg, epoch = ctx[0], ctx[1]
         if self.epoch[msg.sender] != epoch:
             return  # the connection the ack was meant for has closed
-        self._frame_down(self.env.now, self.costs.control_bytes)
+        now = self.env.now
+        self.rec.wire(now, self.control_down)
         if msg.acked or msg.failed:
             return
         msg.acked = True
-        msg.ack_s = self.env.now
-        self._own_message_placed(msg)
-
-    def _own_message_placed(self, msg: Message) -> None:
-        """The ack tells the sender its message's seq: it takes that place in the timeline."""
-        user = msg.sender
-        user_convs = self.convs.user_convs
-        for slot in self.convs.slots_of(user):
-            if user_convs[slot] == msg.conv:
-                self._receive(user, [(msg, slot)], PATH_ONLINE, -1.0)
-                return
+        msg.ack_s = now
+        # the ack tells the sender its message's seq: it takes that place in the timeline
+        self._receive(msg.sender, [(msg, msg.slot)], PATH_ONLINE, -1.0)
 
     def send_rejected(self, ctx: SendCtx) -> None:
         msg, epoch, _, attempt = ctx
         if self.epoch[msg.sender] != epoch:
             return
-        self._frame_down(self.env.now, self.costs.control_bytes)
+        self.rec.wire(self.env.now, self.control_down)
         if msg.acked or msg.failed or msg.attempts != attempt:
             return
         self._attempt_failed(msg)
@@ -239,12 +249,12 @@ class Clients:
             self.rec.lost_in_flight += len(batch)
             return
         now = self.env.now
+        rec = self.rec
         for msg, _ in batch:
-            self._frame_down(now, msg.wire_bytes)
+            rec.wire(now, msg.down_bytes)
         self._receive(user, batch, path, ref_s)
         # the delivery ack goes back over the same connection
-        ack_bytes = self.costs.control_bytes
-        self._frame_up(now, ack_bytes)
+        rec.wire(now, self.control_up, True)
         gw = self.gateway[user]
         if not self.costs.control_instant and gw >= 0:
             self._uplink(self._ack_arrives, (user, epoch, gw))
@@ -260,7 +270,7 @@ class Clients:
             self.rec.lost_in_flight += len(batch)
             return
         now = self.env.now
-        self._frame_down(now, self.costs.control_bytes + sum(m.wire_bytes for m, _ in batch))
+        self.rec.wire(now, self.control_down + sum(m.down_bytes for m, _ in batch))
         if not batch and now < self.stop_sending_s:
             self.rec.empty_polls += 1
         self._receive(user, batch, PATH_ONLINE, -1.0)
@@ -274,7 +284,7 @@ class Clients:
         if self.epoch[user] != epoch:
             return
         now = self.env.now
-        self._frame_down(now, self.costs.control_bytes + sum(m.wire_bytes for m, _ in batch))
+        self.rec.wire(now, self.control_down + sum(m.down_bytes for m, _ in batch))
         for slot in requested:
             self.syncing.discard(slot)
         self._receive(user, batch, path, ref_s)
@@ -334,7 +344,7 @@ class Clients:
         user, epoch = ctx
         if self.epoch[user] != epoch or self.state[user] != CONNECTED:
             return
-        self._frame_up(self.env.now, self.costs.control_bytes)
+        self.rec.wire(self.env.now, self.control_up, True)
         self._uplink(self.server.receive_poll, ctx)
         if self.transport is TransportKind.SHORT_POLLING:
             self.after(self.poll_interval_s, self._poll, ctx)

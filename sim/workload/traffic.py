@@ -4,26 +4,26 @@ Rather than one process per user, candidates arrive at the total rate
 ``users * rate`` and pick a user uniformly; a candidate sends only if its user
 is online. Thinning a Poisson process this way gives each online user exactly
 a Poisson process of rate ``rate`` (and each offline user none), at one event
-per candidate, whatever the number of users. The sender picks one of its
-conversations uniformly. All draws come from workload streams, so two
-architectures under the same seed see the same messages (common random numbers).
+per candidate, whatever the number of users; candidates are scheduled
+callbacks, not a SimPy process. The sender picks one of its conversations
+uniformly. All draws come from workload streams, so two architectures under
+the same seed see the same messages (common random numbers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import simpy
 
 from sim.distributions import BLOCK_SIZE
-from sim.kernel import Streams
+from sim.kernel import Kernel, Streams
 from sim.scenario import Workload
 from sim.workload.population import Conversations
 
 SendFn = Callable[[int, int, int], None]
-"""``send(user, conv, payload_bytes)``."""
+"""``send(user, slot, payload_bytes)``: the user writes in the conversation of ``slot``."""
 
 
 class _Blocks:
@@ -69,27 +69,28 @@ class Traffic:
             )
         )
 
-    def process(
-        self, env: simpy.Environment, online: bytearray, send: SendFn
-    ) -> Generator[Any, Any, None]:
+    def start(self, kernel: Kernel, online: bytearray, send: SendFn) -> None:
+        """Begin sending: one scheduled callback per candidate, no SimPy process."""
         if self._gap is None:
             return
-        gap, pick_user, uniform, payload = self._gap, self._user, self._uniform, self._payload
-        user_ptr = self.convs.user_ptr
-        user_convs = self.convs.user_convs
-        until_s = self.until_s
-        t = env.now
-        while True:
-            t += gap()
-            if t >= until_s:
-                return
-            yield env.timeout(t - env.now)
-            user = pick_user()
-            if not online[user]:
-                continue
-            lo = int(user_ptr[user])
-            count = int(user_ptr[user + 1]) - lo
-            if count == 0:
-                continue
-            conv = int(user_convs[lo + int(uniform() * count)])
-            send(user, conv, payload())
+        self._kernel = kernel
+        self._online = online
+        self._send = send
+        self._t = kernel.now
+        self._schedule_next()
+
+    def _schedule_next(self) -> None:
+        assert self._gap is not None
+        self._t += self._gap()
+        if self._t < self.until_s:
+            self._kernel.after(self._t - self._kernel.now, self._candidate, None)
+
+    def _candidate(self, _: None) -> None:
+        user = self._user()
+        if self._online[user]:
+            first = self.convs.user_first_slot
+            lo = first[user]
+            count = first[user + 1] - lo
+            if count:
+                self._send(user, lo + int(self._uniform() * count), self._payload())
+        self._schedule_next()
