@@ -201,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check the simulator against queueing theory")
     p.add_argument("--replications", type=int, default=10)
-    p.add_argument("--scale", type=float, default=1.0, help="run length factor (default 1)")
+    p.add_argument(
+        "--scale", type=float, default=0.5, help="run length factor (default 0.5, about 2 min)"
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_validate)
 

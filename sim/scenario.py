@@ -302,6 +302,15 @@ class Scenario(_Section):
     run: Run = Run()
 
     @model_validator(mode="after")
+    def _faults_supported(self) -> Scenario:
+        if self.faults:
+            raise ValueError(
+                "faults: this version of the simulator does not inject faults yet; "
+                "remove the faults section (the format is reserved so presets stay valid)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _targets_exist(self) -> Scenario:
         arch = self.architecture
         sizes = {

@@ -209,3 +209,13 @@ def test_offline_members_receive_by_sync_with_latency_measured_from_reconnect() 
     waited = (sync["display_time_s"] - sync["send_time_s"]).median()
     assert sync["latency_s"].median() < 2.0 < waited
     assert np.isfinite(res.summary.iloc[0]["sync_p99"])
+
+
+def test_pairwise_e2e_uploads_one_ciphertext_per_recipient_sender_keys_one() -> None:
+    """Groups make pairwise encryption cost upload bytes; 1:1 conversations do not."""
+    base = {"workload.conversations.group_fraction": 0.5}
+    keys = small(base, encryption={"kind": "e2e", "group_scheme": "sender_keys"})
+    pairwise = small(base, encryption={"kind": "e2e", "group_scheme": "pairwise"})
+    a = simulate(keys, seed=1, progress=False).summary.iloc[0]["bytes"]
+    b = simulate(pairwise, seed=1, progress=False).summary.iloc[0]["bytes"]
+    assert b > 1.2 * a

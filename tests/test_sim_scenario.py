@@ -170,3 +170,18 @@ def test_a_bad_command_line_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["compare"])
     assert info.value.code == 2
+
+
+def test_a_faults_section_is_refused_rather_than_silently_ignored(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    message = _cli_error(
+        capsys,
+        [
+            "run",
+            "websocket_monolith",
+            "--set",
+            "faults=[{at_s: 10, kind: crash, target: gateway.0, duration_s: 5}]",
+        ],
+    )
+    assert "faults" in message and "does not inject faults" in message

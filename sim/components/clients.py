@@ -151,6 +151,10 @@ class Clients:
         """The user writes a message in the conversation of ``slot`` (called by the workload)."""
         wire = self.costs.frame_bytes(payload_bytes)
         up, down = self._frame_bytes(wire)
+        if self.costs.pairwise:
+            # pairwise E2E: one ciphertext per recipient, all uploaded in the send
+            conv = self.convs.slot_conv[slot]
+            up += wire * (self.convs.size(conv) - 2)
         msg = Message(
             self.next_msg_id,
             self.convs.slot_conv[slot],

@@ -15,6 +15,7 @@ from sim.kernel import Streams
 from sim.scenario import (
     AuthKind,
     EncryptionKind,
+    GroupScheme,
     Scenario,
     Style,
     Tier,
@@ -124,6 +125,8 @@ class Costs:
         self.header_bytes = arch.transport.http_header_bytes
         self.control_bytes = round(cal.control_frame_bytes.get(arch.codec.value, 40.0))
         self.e2e = e2e
+        #: pairwise end-to-end encryption uploads one ciphertext per recipient
+        self.pairwise = e2e and arch.encryption.group_scheme is GroupScheme.PAIRWISE
         self.aead_overhead = cal.aead_overhead_bytes if e2e else 0
         self.payload_factor = codec.payload_factor if e2e else 1.0
         self.connect_rtts = HTTP_CONNECT_RTTS if self.http else WEBSOCKET_CONNECT_RTTS

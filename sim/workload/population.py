@@ -70,6 +70,10 @@ class Conversations:
             self._fanout[conv] = cached
         return cached
 
+    def size(self, conv: int) -> int:
+        """Members of ``conv``."""
+        return int(self.conv_ptr[conv + 1] - self.conv_ptr[conv])
+
     def slots_of(self, user: int) -> range:
         first = self.user_first_slot
         return range(first[user], first[user + 1])
