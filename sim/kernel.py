@@ -10,8 +10,8 @@ the same users, conversations and messages (common random numbers).
 from __future__ import annotations
 
 import hashlib
-from heapq import heappush
 from collections.abc import Callable
+from heapq import heappush
 from typing import Any
 
 import numpy as np
@@ -92,7 +92,7 @@ class Kernel:
 
     def __init__(self, seed: int) -> None:
         self.env = simpy.Environment()
-        self._queue = self.env._queue
+        self._queue: list[tuple[float, int, int, Any]] = self.env._queue
         self._eid = self.env._eid
         self.streams = Streams(seed)
         self.events_scheduled = 0

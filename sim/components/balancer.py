@@ -25,16 +25,21 @@ class Balancer:
         self._next = (self._next + 1) % len(self.stations)
         return station
 
+    def skip(self, count: int) -> None:
+        """Advance round robin past ``count`` assignments made outside the balancer."""
+        if self.stations:
+            self._next = (self._next + count) % len(self.stations)
+
     def pick_connection(self) -> Station:
         """Instance for a new long-lived connection."""
         if self.policy is BalancerPolicy.LEAST_CONNECTIONS and len(self.stations) > 1:
             counts = self.connections
-            best = min(range(len(counts)), key=counts.__getitem__)
-            return self.stations[best]
+            return self.stations[counts.index(min(counts))]
         return self._round_robin()
 
     def pick_request(self) -> Station:
         """Instance for one request (least connections means least outstanding requests)."""
         if self.policy is BalancerPolicy.LEAST_CONNECTIONS and len(self.stations) > 1:
-            return min(self.stations, key=lambda s: s.outstanding)
+            loads = [s.busy + len(s.queue) for s in self.stations]
+            return self.stations[loads.index(min(loads))]
         return self._round_robin()
