@@ -92,7 +92,7 @@ class Kernel:
 
     def __init__(self, seed: int) -> None:
         self.env = simpy.Environment()
-        self._queue: list[tuple[float, int, int, Any]] = self.env._queue
+        self._queue: list[Any] = self.env._queue
         self._eid = self.env._eid
         self.streams = Streams(seed)
         self.events_scheduled = 0
