@@ -7,6 +7,7 @@ The public API::
     res = sim.run(sc, seed=1)
     res.summary, res.deliveries, res.timeseries, res.faults
     table = sim.compare(["http_polling_monolith", "websocket_microservices"], replications=5)
+    frame = sim.sweep(sc, grid={"architecture.gateway.instances": [1, 2, 4]}, replications=3)
 
 Nothing runs at import time.
 """
@@ -19,6 +20,7 @@ from sim.experiment import compare, replicate, run
 from sim.loader import ScenarioError, list_presets, load_scenario
 from sim.result import Result
 from sim.scenario import Scenario
+from sim.sweep import sweep
 
 __all__ = [
     "Result",
@@ -30,4 +32,5 @@ __all__ = [
     "load_scenario",
     "replicate",
     "run",
+    "sweep",
 ]

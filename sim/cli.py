@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from sim.loader import ScenarioError, list_presets, load_scenario, parse_assignment
+from sim.sweep_cli import add_sweep_command
 
 EXIT_USER_ERROR = 2
 
@@ -210,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON schema of the scenario format")
     p.add_argument("--out", help="write it to this file instead")
     p.set_defaults(fn=cmd_schema)
+
+    add_sweep_command(sub)
     return parser
 
 

@@ -176,7 +176,7 @@ def _spec_error(exc: ValidationError, origin: str, model: type[BaseModel]) -> Sc
     """
     lines = []
     for err in exc.errors(include_url=False):
-        loc = ".".join(str(part) for part in err["loc"]) or "sweep"
+        loc = ".".join(str(part) for part in err["loc"])
         given = err.get("input")
         if err["type"] == "extra_forbidden":
             inside_lhs = len(err["loc"]) > 1 and err["loc"][0] == "lhs"
@@ -192,7 +192,7 @@ def _spec_error(exc: ValidationError, origin: str, model: type[BaseModel]) -> Sc
             shown = (
                 "" if isinstance(given, dict) or err["type"] == "missing" else f" (got {given!r})"
             )
-            lines.append(f"{loc}: {msg}{shown}")
+            lines.append(f"{loc}: {msg}{shown}" if loc else msg)
     if len(lines) == 1:
         return ScenarioError(f"{origin}: {lines[0]}")
     return ScenarioError(f"{origin}: invalid sweep\n  " + "\n  ".join(lines))
@@ -224,7 +224,10 @@ def load_sweep(name_or_path: str | os.PathLike[str]) -> SweepSpec:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{path}: not valid YAML{where}: {problem}") from None
     if not isinstance(raw, dict):
         raise ScenarioError(f"{path}: expected a mapping of sweep fields at the top level")
     raw.setdefault("name", path.stem)
@@ -606,7 +609,7 @@ class PartStore:
         if not parts:
             self.root.mkdir(parents=True, exist_ok=True)
             return set()
-        found = set(pq.read_table(parts, columns=["run_id"]).column("run_id").to_pylist())
+        found = {part.name.removeprefix(PART_PREFIX).removesuffix(".parquet") for part in parts}
         foreign = found - {job.run_id for job in plan.jobs}
         if foreign:
             raise ScenarioError(
@@ -665,7 +668,8 @@ def sweep(
         backend: ``serial``, ``processes`` (default) or ``dask``.
         scheduler: a Dask scheduler address; without it ``dask`` starts a local
             cluster of ``workers`` (default 2) single-threaded processes.
-        workers: worker processes (default: one per core, at most one per run).
+        workers: worker processes for ``processes`` (default: one per core, at most
+            one per run) or for a local Dask cluster (default 2).
         out: a directory (``results.parquet``) receiving one Parquet file per
             finished run; ``pandas.read_parquet(out)`` reads the table.
         resume: skip the runs already in ``out``.
