@@ -60,29 +60,54 @@ def check(
     """
     per = messages[["msg_id", "conv_id", "sender", "seq", "acked", "failed"]].copy()
     per["expected"] = conversation_sizes[per["conv_id"].to_numpy()] - 1
+    msg_ids = per["msg_id"].to_numpy()
+    displayed = np.zeros(len(per), dtype=np.int64)
+    duplicated = np.zeros(len(per), dtype=np.int64)
+    reordered = np.zeros(len(per), dtype=np.int64)
     if len(displays):
-        pairs = displays[["msg_id", "recipient"]]
-        first = ~pairs.duplicated()
-        unique_counts = pairs[first].groupby("msg_id").size()
-        dup_counts = pairs[~first].groupby("msg_id").size()
-        order = displays[["recipient", "conv_id", "seq", "msg_id"]].reset_index(drop=True)
-        grouped = order.groupby(["recipient", "conv_id"], sort=False)["seq"]
-        previous_max = grouped.cummax().groupby([order["recipient"], order["conv_id"]]).shift(1)
-        out_of_order = order["seq"] < previous_max.fillna(-np.inf)
-        reorder_counts = order[out_of_order.to_numpy()].groupby("msg_id").size()
-    else:
-        unique_counts = dup_counts = reorder_counts = pd.Series(dtype=np.int64)
-    per["displayed"] = per["msg_id"].map(unique_counts).fillna(0).astype(np.int64)
-    per["duplicated"] = per["msg_id"].map(dup_counts).fillna(0).astype(np.int64)
-    per["reordered"] = per["msg_id"].map(reorder_counts).fillna(0).astype(np.int64)
-    per["lost"] = per["acked"].to_numpy() & (per["displayed"] < per["expected"]).to_numpy()
+        # position of each displayed message in ``per`` (msg_ids need not be 0..n-1)
+        order = np.argsort(msg_ids, kind="stable")
+        shown = displays["msg_id"].to_numpy()
+        row = order[np.searchsorted(msg_ids, shown, sorter=order)]
+        recipient = displays["recipient"].to_numpy().astype(np.int64)
+        # duplicates: the same (message, recipient) pair displayed more than once
+        pair = row.astype(np.int64) * (int(recipient.max()) + 1) + recipient
+        sorted_pairs = np.sort(pair)
+        first = np.ones(len(sorted_pairs), dtype=bool)
+        first[1:] = sorted_pairs[1:] != sorted_pairs[:-1]
+        unique_rows = (sorted_pairs[first] // (int(recipient.max()) + 1)).astype(np.int64)
+        np.add.at(displayed, unique_rows, 1)
+        dup_rows = (sorted_pairs[~first] // (int(recipient.max()) + 1)).astype(np.int64)
+        np.add.at(duplicated, dup_rows, 1)
+        # reordering: within each (recipient, conversation), in display order, a seq
+        # below the highest seq displayed before it. Offsetting each group's seqs
+        # above every earlier group's lets one running maximum serve all groups.
+        conv = displays["conv_id"].to_numpy().astype(np.int64)
+        seq = displays["seq"].to_numpy().astype(np.int64)
+        by_group = np.lexsort((np.arange(len(seq)), conv, recipient))
+        g_rec, g_conv = recipient[by_group], conv[by_group]
+        new_group = np.ones(len(by_group), dtype=bool)
+        new_group[1:] = (g_rec[1:] != g_rec[:-1]) | (g_conv[1:] != g_conv[:-1])
+        group_id = np.cumsum(new_group)
+        span = int(seq.max()) + 1
+        lifted = seq[by_group] + group_id * span
+        running = np.maximum.accumulate(lifted)
+        before = np.empty_like(running)
+        before[0] = -1
+        before[1:] = running[:-1]
+        late = (lifted < before) & ~new_group
+        np.add.at(reordered, row[by_group][late], 1)
+    per["displayed"] = displayed
+    per["duplicated"] = duplicated
+    per["reordered"] = reordered
+    per["lost"] = per["acked"].to_numpy() & (displayed < per["expected"].to_numpy())
     return Outcome(
         sent=len(per),
         acked=int(per["acked"].sum()),
         failed=int(per["failed"].sum()),
         lost=int(per["lost"].sum()),
-        duplicated=int(per["duplicated"].sum()),
-        reordered=int(per["reordered"].sum()),
-        delivered=int(per["displayed"].sum()),
+        duplicated=int(duplicated.sum()),
+        reordered=int(reordered.sum()),
+        delivered=int(displayed.sum()),
         per_message=per,
     )

@@ -35,7 +35,6 @@ class Message:
         "slot",
         "up_bytes",
         "waiters",
-        "wire_bytes",
         "writing",
     )
 
@@ -47,7 +46,6 @@ class Message:
         sender: int,
         send_s: float,
         payload_bytes: int,
-        wire_bytes: int,
         up_bytes: int,
         down_bytes: int,
     ) -> None:
@@ -60,7 +58,6 @@ class Message:
         self.up_bytes = up_bytes
         self.down_bytes = down_bytes
         self.payload_bytes = payload_bytes
-        self.wire_bytes = wire_bytes
         self.seq = 0
         self.attempts = 0
         self.acked = False

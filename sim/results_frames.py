@@ -47,23 +47,28 @@ def messages_frame(model: Model) -> pd.DataFrame:
 
 
 def deliveries_frame(model: Model, messages: pd.DataFrame) -> pd.DataFrame:
+    """One row per display; ids as 32-bit integers (a million-user hour has ~10^7 rows)."""
     rec = model.recorder
     msg_id = np.frombuffer(rec.d_msg, dtype=np.int64)
     display = np.frombuffer(rec.d_time, dtype=float)
     ref = np.frombuffer(rec.d_ref, dtype=float)
     path = np.frombuffer(rec.d_path, dtype=np.int8)
+
+    def column(name: str, dtype: type) -> np.ndarray:
+        return messages[name].to_numpy().astype(dtype, copy=False)[msg_id]
+
     return pd.DataFrame(
         {
-            "msg_id": msg_id,
-            "conv_id": messages["conv_id"].to_numpy()[msg_id],
-            "sender": messages["sender"].to_numpy()[msg_id],
-            "recipient": np.frombuffer(rec.d_recipient, dtype=np.int32).astype(np.int64),
-            "seq": messages["seq"].to_numpy()[msg_id],
-            "send_time_s": messages["send_time_s"].to_numpy()[msg_id],
+            "msg_id": msg_id.astype(np.int32),
+            "conv_id": column("conv_id", np.int32),
+            "sender": column("sender", np.int32),
+            "recipient": np.frombuffer(rec.d_recipient, dtype=np.int32),
+            "seq": column("seq", np.int32),
+            "send_time_s": column("send_time_s", np.float64),
             "display_time_s": display,
             "latency_s": display - ref,
             "path": pd.Categorical.from_codes(path, categories=list(PATH_NAMES)),
-            "attempts": messages["attempts"].to_numpy()[msg_id],
+            "attempts": column("attempts", np.int16),
         }
     )
 

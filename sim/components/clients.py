@@ -76,6 +76,7 @@ class Clients:
         self.stop_sending_s = stop_sending_s
         self.next_msg_id = 0
         self.control_up, self.control_down = self._frame_bytes(costs.control_bytes)
+        self._sizes: dict[int, tuple[int, int, int, int]] = {}
 
     # ------------------------------------------------------------ link helpers
 
@@ -149,20 +150,23 @@ class Clients:
 
     def send(self, user: int, slot: int, payload_bytes: int) -> None:
         """The user writes a message in the conversation of ``slot`` (called by the workload)."""
-        wire = self.costs.frame_bytes(payload_bytes)
-        up, down = self._frame_bytes(wire)
+        sizes = self._sizes.get(payload_bytes)
+        if sizes is None:
+            # shared int objects per payload size: a million messages, a few thousand sizes
+            wire = self.costs.frame_bytes(payload_bytes)
+            sizes = (payload_bytes, *self._frame_bytes(wire), wire)
+            self._sizes[payload_bytes] = sizes
+        payload, up, down, wire = sizes
         if self.costs.pairwise:
             # pairwise E2E: one ciphertext per recipient, all uploaded in the send
-            conv = self.convs.slot_conv[slot]
-            up += wire * (self.convs.size(conv) - 2)
+            up += wire * (self.convs.size(self.convs.slot_conv[slot]) - 2)
         msg = Message(
             self.next_msg_id,
             self.convs.slot_conv[slot],
             slot,
             user,
             self.env.now,
-            payload_bytes,
-            wire,
+            payload,
             up,
             down,
         )
