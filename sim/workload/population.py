@@ -58,6 +58,11 @@ class Conversations:
         self.user_first_slot = array("q", self.user_ptr.tobytes())
         self._members = array("i", self.conv_members.astype(np.int32).tobytes())
         self._slots = array("i", self.member_slot.tobytes())
+        # the numpy names become views of the arrays: one copy of each column in memory
+        self.user_convs = np.frombuffer(self.slot_conv, dtype=np.int32)
+        self.user_ptr = np.frombuffer(self.user_first_slot, dtype=np.int64)
+        self.conv_members = np.frombuffer(self._members, dtype=np.int32)
+        self.member_slot = np.frombuffer(self._slots, dtype=np.int32)
         self._groups: dict[int, tuple[list[int], list[int]]] = {}
 
     def members(self, conv: int) -> list[int]:
