@@ -350,6 +350,19 @@ def _fault_windows(faults: pd.DataFrame, end_s: float) -> list[tuple[float, floa
     return windows
 
 
+def _run_phases(meta: Mapping[str, object], end_s: float) -> list[tuple[float, float, str]]:
+    """The warm-up (excluded from statistics) and the drain, when the run recorded them."""
+    warmup, duration = meta.get("warmup_s"), meta.get("duration_s")
+    if not isinstance(warmup, int | float) or not isinstance(duration, int | float):
+        return []
+    phases = []
+    if warmup > 0:
+        phases.append((0.0, float(warmup), "warm-up (not measured)"))
+    if end_s > duration:
+        phases.append((float(duration), end_s, "drain (no new sends)"))
+    return phases
+
+
 def timeline(
     result: Result,
     metrics: Sequence[str] = ("throughput", "latency_p99", "online_users"),
@@ -391,7 +404,18 @@ def timeline(
     step_s = float(np.median(np.diff(times))) if times.size > 1 else 0.0
     end_s = float(times.max()) + step_s if times.size else 0.0
     windows = _fault_windows(result.faults, end_s)
+    phases = _run_phases(result.meta, end_s)
     for index, (axis, metric) in enumerate(zip(axes, metrics, strict=True)):
+        for phase, (start, until, label) in enumerate(phases):
+            axis.axvspan(
+                start,
+                until,
+                facecolor="0.88",
+                edgecolor="0.6",
+                hatch="" if phase == 0 else "//",
+                linewidth=0,
+                label=label if index == 0 else None,
+            )
         for fault_index, (start, until, label) in enumerate(windows):
             axis.axvspan(
                 start,
@@ -402,7 +426,15 @@ def timeline(
                 label=label if index == 0 else None,
             )
         if times.size:
-            axis.plot(times, series[metric].to_numpy(float), color=PALETTE[0], linewidth=1.4)
+            # each value covers its interval [t_s, t_s + interval): drawn as steps
+            values = series[metric].to_numpy(float)
+            axis.step(
+                np.append(times, end_s),
+                np.append(values, values[-1]),
+                where="post",
+                color=PALETTE[0],
+                linewidth=1.4,
+            )
         else:
             axis.text(0.5, 0.5, "no timeseries recorded", transform=axis.transAxes, ha="center")
         axis.set_ylabel(metric_label(metric))
@@ -411,4 +443,6 @@ def timeline(
     axes[0].set_title(f"{result.scenario_name} (seed {result.seed})")
     if windows:
         axes[0].legend(loc="upper right", fontsize="small", title="faults")
+    elif phases:
+        axes[0].legend(loc="upper right", fontsize="small")
     return figure
