@@ -355,14 +355,10 @@ class CapacityResult:
             )
         if self.status is Status.BOUND_MEETS:
             if self.mode is Mode.MIN_SIZE:
-                return (
-                    f"{name} meets {slo} already with {amount(self.answer)}, the lower end "
-                    f"of the search; fewer may do too"
-                )
-            return (
-                f"{name} meets {slo} at {amount(self.answer)}, the upper end of the "
-                f"search; its limit is higher"
-            )
+                where = f"already with {amount(self.answer)}, the lower end of the search"
+            else:
+                where = f"even at {amount(self.answer)}, the upper end of the search"
+            return f"{name} meets {slo} {where}"
         failed = format_value(self.failed_at) if self.failed_at is not None else "-"
         if self.mode is Mode.MIN_SIZE:
             return f"{name} meets {slo} with {amount(self.answer)} ({failed} fail)"

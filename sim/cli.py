@@ -15,10 +15,17 @@ from typing import Any
 
 import pandas as pd
 
+from sim.capacity_cli import add_capacity_command
 from sim.loader import ScenarioError, list_presets, load_scenario, parse_assignment
 from sim.sweep_cli import add_sweep_command
 
 EXIT_USER_ERROR = 2
+
+UNSETTLED = (
+    "msgsim: warning: the system had not settled at the end of the drain (requests still "
+    "queued or users still waiting for messages): 'lost' includes that backlog; lengthen "
+    "run.drain_s or add capacity"
+)
 
 #: summary columns shown on the terminal, with a human label and a format
 SHOWN = (
@@ -105,6 +112,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.model, _overrides(args.set))
     result = simulate(scenario, args.seed, progress=None if not args.quiet else False)
     print(_table(result.summary))
+    if not result.meta["settled"]:
+        print(UNSETTLED, file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result.summary.to_csv(out / "summary.csv", index=False)
@@ -137,6 +146,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     table = summarize(summaries(results), by="scenario")
     print(_table(table))
+    unsettled = sorted(
+        {r.scenario_name for rs in results.values() for r in rs if not r.meta["settled"]}
+    )
+    if unsettled:
+        print(f"{UNSETTLED} ({', '.join(unsettled)})", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summaries(results).to_csv(out / "runs.csv", index=False)
@@ -217,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_schema)
 
     add_sweep_command(sub)
+    add_capacity_command(sub)
     return parser
 
 

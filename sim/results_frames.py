@@ -221,6 +221,10 @@ def build_result(model: Model, wall_s: float) -> Result:
         "retries": model.recorder.retries,
         "lost_in_flight": model.recorder.lost_in_flight,
         "conversations": model.convs.count,
+        # the drain let the system settle: no request still queued, nobody still
+        # waiting offline for a message; otherwise "lost" includes the backlog
+        "settled": not any(s.outstanding for s in model.server.stations)
+        and len(model._waiting_users()) == 0,
     }
     return Result(
         scenario_name=scenario.name,

@@ -219,3 +219,16 @@ def test_pairwise_e2e_uploads_one_ciphertext_per_recipient_sender_keys_one() -> 
     a = simulate(keys, seed=1, progress=False).summary.iloc[0]["bytes"]
     b = simulate(pairwise, seed=1, progress=False).summary.iloc[0]["bytes"]
     assert b > 1.2 * a
+
+
+def test_a_drain_too_short_for_the_backlog_is_reported_as_unsettled() -> None:
+    """Lost counts what is missing at the end; the run says when that is a backlog."""
+    calm = simulate(small(transport={"kind": "websocket"}), seed=1, progress=False)
+    assert calm.meta["settled"]
+    overloaded = small(
+        {"run.drain_s": 1.0},
+        transport={"kind": "websocket"},
+        store={"workers": 1, "write_s": {"dist": "constant", "value": 0.5}},
+    )
+    res = simulate(overloaded, seed=1, progress=False)
+    assert not res.meta["settled"]
