@@ -22,7 +22,7 @@ from sim.components.balancer import Balancer
 from sim.components.costs import Costs
 from sim.components.station import Station
 from sim.kernel import Kernel
-from sim.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
+from sim.metrics import PATH_ONLINE, Message, Recorder
 from sim.scenario import AckAfter, RateLimitKind, Scenario, TransportKind
 from sim.workload.population import Conversations
 
@@ -433,4 +433,4 @@ class Server:
         self._outbound(self.presence_gw[user], self.clients.sync_reply, reply)
 
 
-__all__ = ["PATH_ONLINE", "PATH_SYNC", "SendCtx", "Server"]
+__all__ = ["SendCtx", "Server"]

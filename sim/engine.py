@@ -17,16 +17,14 @@ from collections.abc import Generator
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from tqdm.auto import tqdm
 
-from sim import checker
 from sim.architecture import Server
 from sim.calibration import load_calibration
 from sim.components.clients import CONNECTED, Clients
 from sim.components.costs import Costs
 from sim.kernel import Kernel
-from sim.metrics import PATH_NAMES, PATH_ONLINE, PATH_SYNC, Recorder
+from sim.metrics import Recorder
 from sim.result import Result
 from sim.scenario import Scenario, TransportKind
 from sim.workload.population import Sessions, build_conversations
@@ -242,4 +240,4 @@ def simulate(scenario: Scenario, seed: int | None = None, progress: bool | None 
     return model.run(progress=progress)
 
 
-__all__ = ["PATH_NAMES", "PATH_ONLINE", "PATH_SYNC", "Model", "checker", "pd", "simulate"]
+__all__ = ["Model", "simulate"]
