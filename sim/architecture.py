@@ -264,11 +264,11 @@ class Server:
 
     def _durable(self, msg: Message) -> None:
         msg.durable = True
-        waiters = msg.waiters or []
+        waiters = msg.waiters
         msg.waiters = None
-        for waiter in waiters:
-            epoch, gw, attempt = waiter
-            self._ack((msg, epoch, gw, attempt))
+        if waiters and not self.ack_at_gateway:
+            for epoch, gw, attempt in waiters:
+                self._from_service_to_gateway(self._ack_at_gateway, (msg, epoch, gw, attempt))
         self._fan_out(msg)
 
     def _ack(self, ctx: SendCtx) -> None:
@@ -287,6 +287,8 @@ class Server:
         members, slots = self.convs.members_and_slots(msg.conv)
         sender = msg.sender
         transport = self.transport
+        # service and gateway are one process (monolith) or a zero-delay hop apart
+        direct = self.costs.monolith or self._hop_s == 0.0
         for user, slot in zip(members, slots, strict=True):
             if user == sender:
                 continue
@@ -296,9 +298,11 @@ class Server:
                     self.rec.push_notifications += 1
                 continue
             if transport is TransportKind.WEBSOCKET:
-                self._from_service_to_gateway(
-                    self._push, (msg, user, slot, gw, self.presence_epoch[user])
-                )
+                push = (msg, user, slot, gw, self.presence_epoch[user])
+                if direct:
+                    self._push(push)
+                else:
+                    self._hop(self._push, push)
             else:
                 waiting = self.pending.get(user)
                 if waiting is None:

@@ -237,7 +237,11 @@ class Clients:
         msg.acked = True
         msg.ack_s = now
         # the ack tells the sender its message's seq: it takes that place in the timeline
-        self._receive(msg.sender, [(msg, msg.slot)], PATH_ONLINE, -1.0)
+        slot = msg.slot
+        if msg.seq == self.cursor[slot] + 1 and slot not in self.held:
+            self.cursor[slot] = msg.seq  # the usual case: next in line, nothing held
+        else:
+            self._receive(msg.sender, [(msg, slot)], PATH_ONLINE, -1.0)
 
     def send_rejected(self, ctx: SendCtx) -> None:
         msg, epoch, _, attempt = ctx
@@ -258,11 +262,18 @@ class Clients:
             return
         now = self.env.now
         rec = self.rec
-        for msg, _ in batch:
-            rec.wire(now, msg.down_bytes)
-        self._receive(user, batch, path, ref_s)
-        # the delivery ack goes back over the same connection
-        rec.wire(now, self.control_up, True)
+        # the frames down and the delivery ack back over the same connection
+        rec.wire(now, sum(msg.down_bytes for msg, _ in batch) + self.control_up, True)
+        if len(batch) == 1:
+            msg, slot = batch[0]
+            if msg.seq == self.cursor[slot] + 1 and slot not in self.held:
+                # the usual case: next in line, nothing held, displayed at once
+                rec.display(msg, user, now, msg.send_s if path == PATH_ONLINE else ref_s, path)
+                self.cursor[slot] = msg.seq
+            else:
+                self._receive(user, batch, path, ref_s)
+        else:
+            self._receive(user, batch, path, ref_s)
         gw = self.gateway[user]
         if not self.costs.control_instant and gw >= 0:
             self._uplink(self._ack_arrives, (user, epoch, gw))
