@@ -132,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from sim.analysis import summarize
-    from sim.experiment import compare_runs, summaries
+    from sim.experiment import compare_runs, differences, summaries
     from sim.report import write_report
 
     overrides = _overrides(args.set)
@@ -154,6 +154,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summaries(results).to_csv(out / "runs.csv", index=False)
+    if len(results) > 1 and args.replications > 1:
+        diffs = differences(results)
+        diffs.to_csv(out / "differences.csv", index=False)
+        significant = diffs[diffs["significant"]]
+        base = diffs["baseline"].iloc[0]
+        print(f"\nSignificant paired differences against {base} (95% CI, same seeds):")
+        if significant.empty:
+            print("  none")
+        for _, row in significant.iterrows():
+            print(
+                f"  {row['scenario']}: {row['metric']} {row['difference']:+.4g} "
+                f"[{row['ci_low']:+.4g}, {row['ci_high']:+.4g}]"
+            )
     report = write_report(
         out,
         results,

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from sim.analysis import summarize
+from sim.analysis import paired_difference, summarize
 from sim.engine import simulate
 from sim.loader import ScenarioError, load_scenario
 from sim.result import Result
@@ -153,3 +153,74 @@ def compare(
     """One row per scenario: each summary metric's mean and 95% confidence interval."""
     results = compare_runs(scenarios, replications, seed, overrides, backend, workers, progress)
     return summarize(summaries(results), by="scenario")
+
+
+#: metrics whose paired differences ``differences`` reports by default
+DIFFERENCE_METRICS: tuple[str, ...] = (
+    "latency_p50",
+    "latency_p99",
+    "ack_p99",
+    "sync_p99",
+    "availability",
+    "failed",
+    "lost",
+    "bytes_per_s",
+    "cost",
+)
+
+
+def differences(
+    results: Mapping[str, Sequence[Result]],
+    baseline: str | None = None,
+    metrics: Sequence[str] = DIFFERENCE_METRICS,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Paired differences of every scenario against a baseline, with their intervals.
+
+    Replication ``i`` of each scenario ran with the same seed as replication ``i``
+    of the baseline (common random numbers), so each difference is taken pair by
+    pair: the interval is much narrower than comparing two independent means, and
+    ``significant`` says whether it excludes zero.
+
+    Args:
+        results: replications per scenario, as :func:`compare_runs` returns them.
+        baseline: the scenario the others are compared with (default: the first).
+        metrics: summary columns to compare.
+        confidence: coverage of each interval.
+
+    Returns:
+        One row per (scenario, metric): ``scenario, baseline, metric, difference,
+        ci_low, ci_high, significant``; differences are ``scenario - baseline``.
+    """
+    names = list(results)
+    if not names:
+        raise ScenarioError("differences needs at least one scenario")
+    base = names[0] if baseline is None else baseline
+    if base not in results:
+        raise ScenarioError(f"baseline {base!r} is not among the scenarios {names}")
+    base_rows = pd.concat([r.summary for r in results[base]], ignore_index=True)
+    base_seeds = base_rows["seed"].tolist()
+    rows = []
+    for name in names:
+        if name == base:
+            continue
+        other = pd.concat([r.summary for r in results[name]], ignore_index=True)
+        if other["seed"].tolist() != base_seeds:
+            raise ScenarioError(
+                f"{name!r} and {base!r} must share their seeds to be paired, got "
+                f"{other['seed'].tolist()} and {base_seeds}"
+            )
+        for metric in metrics:
+            ci = paired_difference(other[metric], base_rows[metric], confidence)
+            rows.append(
+                {
+                    "scenario": name,
+                    "baseline": base,
+                    "metric": metric,
+                    "difference": ci.mean,
+                    "ci_low": ci.low,
+                    "ci_high": ci.high,
+                    "significant": ci.significant,
+                }
+            )
+    return pd.DataFrame(rows)

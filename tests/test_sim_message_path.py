@@ -232,3 +232,19 @@ def test_a_drain_too_short_for_the_backlog_is_reported_as_unsettled() -> None:
     )
     res = simulate(overloaded, seed=1, progress=False)
     assert not res.meta["settled"]
+
+
+def test_paired_differences_flag_what_the_architecture_changes_and_not_what_it_does_not() -> None:
+    """Against WebSockets, short polling significantly raises latency and bytes; with the
+    same workload (common random numbers), the number of messages sent does not move."""
+    from sim.experiment import compare_runs, differences
+
+    ws = small(transport={"kind": "websocket"})
+    sp = small(transport={"kind": "short_polling", "poll_interval_s": 2.0})
+    ws = ws.model_copy(update={"name": "ws"})
+    sp = sp.model_copy(update={"name": "sp"})
+    results = compare_runs([ws, sp], replications=3, backend="serial", progress=False)
+    table = differences(results, metrics=("latency_p50", "bytes_per_s", "sent")).set_index("metric")
+    assert table.loc["latency_p50", "significant"] and table.loc["latency_p50", "difference"] > 0
+    assert table.loc["bytes_per_s", "significant"] and table.loc["bytes_per_s", "difference"] > 0
+    assert table.loc["sent", "difference"] == 0 and not table.loc["sent", "significant"]
