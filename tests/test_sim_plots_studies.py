@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection, PolyCollection
+from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
 from sim.analysis import mean_ci
@@ -24,6 +25,11 @@ from sim.plots_studies import (
 )
 
 THRESHOLD_S = 0.2
+
+
+def _floats(values: object) -> np.ndarray:
+    """Matplotlib's loosely typed data as a float array."""
+    return np.asarray(values, dtype=float)
 
 
 def _capacity_result(
@@ -98,31 +104,31 @@ def test_capacity_curve_draws_band_threshold_groups_and_answer() -> None:
     (ax,) = figure.axes
     bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
     assert len(bands) == 1
-    band_ys = bands[0].get_paths()[0].vertices[:, 1]
+    band_ys = _floats(bands[0].get_paths()[0].vertices)[:, 1]
     points = result.points.sort_values("value")
     assert band_ys.min() == pytest.approx(points["latency_p99_ci_low"].min())
     assert band_ys.max() == pytest.approx(points["latency_p99_ci_high"].max())
 
     mean_line = next(line for line in ax.lines if line.get_label() == "mean latency_p99")
-    assert list(mean_line.get_xdata()) == sorted(values)
+    assert _floats(mean_line.get_xdata()).tolist() == sorted(values)
 
     threshold = [line for line in ax.lines if line.get_label() == "latency_p99<=0.2"]
     assert len(threshold) == 1
     assert threshold[0].get_linestyle() == "--"
-    assert set(threshold[0].get_ydata()) == {THRESHOLD_S}
+    assert set(_floats(threshold[0].get_ydata()).tolist()) == {THRESHOLD_S}
 
     groups = {c.get_label(): c for c in ax.collections if isinstance(c, PathCollection)}
     meets = int(points["met"].sum())
     assert 0 < meets < len(values), "the synthetic search must have both outcomes"
-    assert len(groups["meets SLO"].get_offsets()) == meets
-    assert len(groups["fails SLO"].get_offsets()) == len(values) - meets
-    assert groups["meets SLO"].get_facecolor()[0].tolist() != (
-        groups["fails SLO"].get_facecolor()[0].tolist()
-    )
+    assert len(_floats(groups["meets SLO"].get_offsets())) == meets
+    assert len(_floats(groups["fails SLO"].get_offsets())) == len(values) - meets
+    meet_colour = _floats(groups["meets SLO"].get_facecolor())[0]
+    fail_colour = _floats(groups["fails SLO"].get_facecolor())[0]
+    assert meet_colour.tolist() != fail_colour.tolist()
 
     answer = [line for line in ax.lines if str(line.get_label()).startswith("answer")]
     assert len(answer) == 1
-    assert set(answer[0].get_xdata()) == {result.answer}
+    assert set(_floats(answer[0].get_xdata()).tolist()) == {result.answer}
     assert ax.get_xscale() == "linear"  # 8x span
     assert ax.get_ylabel() == metric_label("latency_p99")
 
@@ -171,9 +177,8 @@ def test_sweep_heatmap_names_missing_column(missing: str) -> None:
     """A column absent from the frame is named in the error."""
     frame = _sweep_frame(5).rename(columns={"latency_p99": "cost"})
     frame = frame.drop(columns=[missing])
-    metric = "cost" if missing != "cost" else "cost"
     with pytest.raises(ValueError, match=repr(missing).replace(".", r"\.")):
-        sweep_heatmap(frame, "architecture.gateway.instances", "workload.users", metric)
+        sweep_heatmap(frame, "architecture.gateway.instances", "workload.users", "cost")
 
 
 def _load_sweep(seed: int, latencies_s: list[float], replications: int = 5) -> pd.DataFrame:
@@ -215,11 +220,13 @@ def test_latency_vs_throughput_marks_the_knee_with_error_bars_and_labels() -> No
     (ax,) = figure.axes
     assert [t.get_text() for t in ax.texts] == ["1k", "2k", "3k", "4k", "5k", "6k"]
     line = ax.lines[0]
-    np.testing.assert_allclose(line.get_ydata(), latencies_s, rtol=0.02)
-    assert len(ax.containers[0].lines[2]) == 2  # x and y error bars
+    np.testing.assert_allclose(_floats(line.get_ydata()), _floats(latencies_s), rtol=0.02)
+    bars = ax.containers[0]
+    assert isinstance(bars, ErrorbarContainer)
+    assert len(bars.lines[2]) == 2  # x and y error bars
     knees = [c for c in ax.collections if str(c.get_label()).startswith("knee")]
     assert len(knees) == 1
-    knee_x, knee_y = knees[0].get_offsets()[0]
+    knee_x, knee_y = _floats(knees[0].get_offsets())[0]
     assert knee_y == pytest.approx(0.11, rel=0.02)
     assert knee_x == pytest.approx(4000 / 60, rel=0.02)
     assert "4k" in str(knees[0].get_label())
