@@ -62,8 +62,9 @@ lab: $(VENV)/.lab
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/engine_overhead.py
-	$(BIN)/python benchmarks/full_path.py
+	$(BIN)/python benchmarks/sweep_scaling.py
 	$(BIN)/python benchmarks/reference_costs.py
+	$(BIN)/python benchmarks/full_path.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis
