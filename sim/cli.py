@@ -114,6 +114,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(_table(result.summary))
     if not result.meta["settled"]:
         print(UNSETTLED, file=sys.stderr)
+    if result.meta["mser5_warmup_s"] > scenario.run.warmup_s:
+        print(
+            f"msgsim: note: MSER-5 on the ack latencies suggests a warm-up of "
+            f"{result.meta['mser5_warmup_s']:.0f} s, longer than run.warmup_s = "
+            f"{scenario.run.warmup_s:g} s",
+            file=sys.stderr,
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result.summary.to_csv(out / "summary.csv", index=False)

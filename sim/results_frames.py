@@ -9,6 +9,7 @@ import pandas as pd
 
 from sim import __version__ as msgsim_version
 from sim import checker
+from sim.analysis import mser5_truncation
 from sim.metrics import PATH_NAMES, PATH_ONLINE, PATH_SYNC
 from sim.result import SUMMARY_COLUMNS, Result
 
@@ -199,11 +200,18 @@ def build_result(model: Model, wall_s: float) -> Result:
         ],
         columns=["at_s", "until_s", "kind", "target"],
     )
+    # MSER-5 on the sender's ack latency, message by message in send order: the
+    # warm-up the data itself suggests, to compare with run.warmup_s
+    before_end = messages[(messages["send_time_s"] < run.duration_s) & messages["acked"]]
+    ack_series = (before_end["ack_time_s"] - before_end["send_time_s"]).to_numpy()
+    cut = mser5_truncation(ack_series) if len(ack_series) >= 10 else 0
+    mser5_warmup_s = float(before_end["send_time_s"].iloc[cut]) if cut else 0.0
     meta = {
         "msgsim_version": msgsim_version,
         "wall_s": wall_s,
         "simulated_s": model.horizon_s,
         "warmup_s": run.warmup_s,
+        "mser5_warmup_s": mser5_warmup_s,
         "duration_s": run.duration_s,
         "events": model.kernel.events_scheduled,
         "messages": len(messages),

@@ -248,3 +248,11 @@ def test_paired_differences_flag_what_the_architecture_changes_and_not_what_it_d
     assert table.loc["latency_p50", "significant"] and table.loc["latency_p50", "difference"] > 0
     assert table.loc["bytes_per_s", "significant"] and table.loc["bytes_per_s", "difference"] > 0
     assert table.loc["sent", "difference"] == 0 and not table.loc["sent", "significant"]
+
+
+def test_the_run_reports_the_warm_up_mser5_suggests() -> None:
+    """Users start in steady state, so the data-driven warm-up is short: MSER-5 on the
+    ack latencies (message by message) stays within the first half of the run."""
+    res = simulate(small(transport={"kind": "websocket"}), seed=2, progress=False)
+    suggested = res.meta["mser5_warmup_s"]
+    assert 0.0 <= suggested <= res.meta["duration_s"] / 2
