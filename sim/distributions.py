@@ -46,7 +46,7 @@ class _Dist(BaseModel):
 
     def sampler(self, rng: np.random.Generator) -> Sampler:
         """A fast zero-argument sampler drawing from ``rng`` in blocks."""
-        return _BlockSampler(self, rng)
+        return BlockDraws(lambda k: self.draw(rng, k))
 
     @property
     def is_zero(self) -> bool:
@@ -54,18 +54,23 @@ class _Dist(BaseModel):
         return False
 
 
-class _BlockSampler:
-    __slots__ = ("_buffer", "_dist", "_rng")
+class BlockDraws:
+    """Values of a vectorised numpy draw, handed out one at a time.
 
-    def __init__(self, dist: _Dist, rng: np.random.Generator) -> None:
-        self._dist = dist
-        self._rng = rng
-        self._buffer: list[float] = []
+    ``BlockDraws(lambda k: rng.random(k))()`` costs a list pop per value and one
+    numpy call per :data:`BLOCK_SIZE` values. Every sampler of the simulator is one.
+    """
 
-    def __call__(self) -> float:
+    __slots__ = ("_buffer", "_draw")
+
+    def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
+        self._draw = draw
+        self._buffer: list[Any] = []
+
+    def __call__(self) -> Any:
         buffer = self._buffer
         if not buffer:
-            buffer = self._dist.draw(self._rng, BLOCK_SIZE).tolist()
+            buffer = self._draw(BLOCK_SIZE).tolist()
             buffer.reverse()
             self._buffer = buffer
         return buffer.pop()
@@ -357,6 +362,7 @@ Mixture.model_rebuild()
 
 __all__ = [
     "BLOCK_SIZE",
+    "BlockDraws",
     "Constant",
     "Distribution",
     "Empirical",

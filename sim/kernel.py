@@ -111,7 +111,3 @@ class Kernel:
         self.events_scheduled += 1
         env = self.env
         heappush(self._queue, (env._now + delay_s, NORMAL, next(self._eid), _Call(fn, arg)))
-
-    def run(self, until_s: float) -> None:
-        """Advance the simulation to ``until_s``."""
-        self.env.run(until=until_s)

@@ -19,10 +19,9 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-import numpy as np
-
 from sim.architecture import SendCtx, Server
 from sim.components.costs import Costs, websocket_header_bytes
+from sim.distributions import BlockDraws
 from sim.kernel import Kernel
 from sim.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
 from sim.scenario import Backoff, Scenario, TransportKind
@@ -70,7 +69,7 @@ class Clients:
         self.base_s = res.retry.base_s
         self.cap_s = res.retry.cap_s
         jitter_rng = kernel.streams.generator("client.backoff")
-        self._uniform = _uniform_sampler(jitter_rng)
+        self._uniform = BlockDraws(jitter_rng.random)
         #: retry timers that would fire after this never matter and are not scheduled
         self.horizon_s = scenario.run.duration_s + scenario.run.drain_s
         self.stop_sending_s = stop_sending_s
@@ -371,15 +370,3 @@ class Clients:
 
 def _ignore(_: Any) -> None:
     return None
-
-
-def _uniform_sampler(rng: np.random.Generator) -> Any:
-    buffer: list[float] = []
-
-    def draw() -> float:
-        nonlocal buffer
-        if not buffer:
-            buffer = rng.random(1024).tolist()
-        return buffer.pop()
-
-    return draw

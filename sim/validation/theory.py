@@ -186,14 +186,15 @@ def standard_cases(scale: float = 1.0) -> list[Case]:
     return cases
 
 
+def _replicate(case: Case, replications: int, seed: int) -> list[Result]:
+    return [simulate(case.scenario, seed + i, progress=False) for i in range(replications)]
+
+
 def run_case(
     case: Case, replications: int = 10, seed: int = 1, confidence: float = 0.95
 ) -> CaseResult:
     """Replicate a case and put a confidence interval around the measured mean."""
-    values = []
-    for i in range(replications):
-        result = simulate(case.scenario, seed + i, progress=False)
-        values.append(case.measure(result))
+    values = [case.measure(r) for r in _replicate(case, replications, seed)]
     ci = mean_ci(np.asarray(values), confidence)
     return CaseResult(case.name, case.metric, case.truth, ci.mean, ci.low, ci.high, replications)
 
@@ -224,7 +225,7 @@ def validate_theory(
     for case in tqdm(cases, desc="theory", disable=not progress, leave=False):
         runs = cache.get(case.name)
         if runs is None:
-            runs = [simulate(case.scenario, seed + i, progress=False) for i in range(replications)]
+            runs = _replicate(case, replications, seed)
             cache[case.name] = runs
         values = np.asarray([case.measure(r) for r in runs])
         ci = mean_ci(values, confidence)

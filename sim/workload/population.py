@@ -65,9 +65,6 @@ class Conversations:
         self.member_slot = np.frombuffer(self._slots, dtype=np.int32)
         self._groups: dict[int, tuple[list[int], list[int]]] = {}
 
-    def members(self, conv: int) -> list[int]:
-        return self.conv_members[self.conv_ptr[conv] : self.conv_ptr[conv + 1]].tolist()
-
     def members_and_slots(self, conv: int) -> tuple[list[int], list[int]]:
         """Members of ``conv`` and their slots (groups' lists are cached once used)."""
         if conv < self.groups_from:  # a 1:1 conversation: entries 2c and 2c + 1

@@ -13,35 +13,16 @@ the same seed see the same messages (common random numbers).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
-from sim.distributions import BLOCK_SIZE
+from sim.distributions import BlockDraws
 from sim.kernel import Kernel, Streams
 from sim.scenario import Workload
 from sim.workload.population import Conversations
 
 SendFn = Callable[[int, int, int], None]
 """``send(user, slot, payload_bytes)``: the user writes in the conversation of ``slot``."""
-
-
-class _Blocks:
-    """Draws from a vectorised numpy call, handed out one at a time."""
-
-    __slots__ = ("_buffer", "_draw")
-
-    def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
-        self._draw = draw
-        self._buffer: list[Any] = []
-
-    def __call__(self) -> Any:
-        buffer = self._buffer
-        if not buffer:
-            buffer = self._draw(BLOCK_SIZE).tolist()
-            buffer.reverse()
-            self._buffer = buffer
-        return buffer.pop()
 
 
 class Traffic:
@@ -59,11 +40,11 @@ class Traffic:
         payload = streams.generator("workload.payload")
         total_rate = self.users * self.rate_per_user_per_s
         self._gap = (
-            _Blocks(lambda k: arrivals.exponential(1.0 / total_rate, k)) if total_rate else None
+            BlockDraws(lambda k: arrivals.exponential(1.0 / total_rate, k)) if total_rate else None
         )
-        self._user = _Blocks(lambda k: arrivals.integers(0, self.users, k))
-        self._uniform = _Blocks(lambda k: choice.random(k))
-        self._payload = _Blocks(
+        self._user = BlockDraws(lambda k: arrivals.integers(0, self.users, k))
+        self._uniform = BlockDraws(lambda k: choice.random(k))
+        self._payload = BlockDraws(
             lambda k: np.maximum(1, np.rint(workload.payload_bytes.draw(payload, k))).astype(
                 np.int64
             )
