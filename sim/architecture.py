@@ -14,20 +14,25 @@ hops are delays. The client side lives in :mod:`sim.components.clients`.
 
 from __future__ import annotations
 
+import math
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sim.components.balancer import Balancer
 from sim.components.costs import Costs
 from sim.components.station import Station
+from sim.components.systems import build_broker, build_store
 from sim.kernel import Kernel
 from sim.metrics import PATH_ONLINE, Message, Recorder
-from sim.scenario import AckAfter, RateLimitKind, Scenario, TransportKind
+from sim.scenario import AckAfter, InboxKind, RateLimitKind, Scenario, TransportKind
 from sim.workload.population import Conversations
 
 if TYPE_CHECKING:
     from sim.components.clients import Clients
+
+#: a consumer whose store write failed tries again after this long
+CONSUMER_RETRY_S = 0.1
 
 #: context of one send attempt: (message, client epoch, gateway index, attempt number)
 SendCtx = tuple[Message, int, int, int]
@@ -68,13 +73,34 @@ class Server:
                 for i in range(arch.service.instances)
             ]
         )
-        self.store = Station(kernel, "store", 0, arch.store.workers, measure_from)
-        self.stations = [*self.gateways, *self.services, self.store]
-        self.gateway_balancer = Balancer(arch.load_balancer.policy, self.gateways)
-        self.service_balancer = Balancer(arch.load_balancer.policy, self.services)
+        hop = costs.internal_oneway
+        self.store = build_store(scenario, kernel, hop, measure_from)
+        self.store.lost = self.forget
+        #: the message service instances, which also consume from the broker
+        self.consumers = self.services or self.gateways
+        self.broker = build_broker(scenario, kernel, hop, measure_from, self.consumers)
+        if self.broker is not None:
+            self.broker.consume = self.consume
+            self.broker.lost = self.forget
+        self._consumer_done: dict[int, list[Callable[[Message], None]]] = {}
+        self.stations = [
+            *self.gateways,
+            *self.services,
+            *self.store.stations,
+            *(self.broker.stations if self.broker is not None else []),
+        ]
+        self.gateway_balancer = Balancer(arch.load_balancer, self.gateways, kernel, gw_name)
+        self.service_balancer = Balancer(arch.load_balancer, self.services, kernel, "service")
         self.transport = arch.transport.kind
         self.long_poll_timeout_s = arch.transport.long_poll_timeout_s
         self.ack_at_gateway = arch.ack_after is AckAfter.GATEWAY
+        self.ack_at_broker = arch.ack_after is AckAfter.BROKER
+        self.store_timeout_s = arch.store.request_timeout_s
+        self.broker_timeout_s = arch.broker.request_timeout_s
+        #: messages older than this in an inbox queue or topic have expired
+        self.retention_s = (
+            math.inf if arch.offline.inbox is InboxKind.STORE else arch.offline.retention_s
+        )
         self.sync_batch = arch.offline.sync_batch
         self.push_notifications = arch.offline.push
         users = scenario.workload.users
@@ -123,14 +149,16 @@ class Server:
         else:
             self.gateways[gw].submit(cost_s, fn, arg)
 
-    def _service_step(self, fn: Callable[[Any], None], arg: Any) -> None:
-        """Run the message service's part of a request (nothing extra in a monolith)."""
+    def _service_step(self, fn: Callable[[Any], None], arg: Any, key: int) -> None:
+        """Run the message service's part of a request (nothing extra in a monolith);
+        ``key`` (the conversation, or the user) is what consistent hashing hashes."""
         if self.costs.monolith:
             fn(arg)
         elif self.costs.service_instant:
             self._hop(fn, arg)
         else:
-            station = self.service_balancer.pick_request()
+            station = self.service_balancer.pick_request(key)
+            assert station is not None
             self._hop(self._at_service, (station, fn, arg))
 
     def _at_service(self, job: tuple[Station, Callable[[Any], None], Any]) -> None:
@@ -167,7 +195,12 @@ class Server:
     def open_session(self, ctx: tuple[int, int, float]) -> None:
         """A client's connection set-up reaches the load balancer."""
         user, epoch, rtt = ctx
-        station = self.gateway_balancer.pick_connection()
+        station = self.gateway_balancer.pick_connection(user)
+        assert station is not None
+        if not station.up:
+            # the instance is down: the connection is refused, the client learns it an RTT later
+            self.after(rtt, self.clients.connect_failed, (user, epoch))
+            return
         station.submit(
             self.costs.connect(), self._session_opened, (user, epoch, station.index, rtt)
         )
@@ -192,6 +225,13 @@ class Server:
             self.presence_gw[user] = -1
         self.pending.pop(user, None)
         self.held_polls.pop(user, None)
+
+    def gateway_crashed(self, gw: int) -> None:
+        """Every connection the instance held is gone; its clients will reconnect."""
+        users = [u for u in range(len(self.presence_gw)) if self.presence_gw[u] == gw]
+        for user in users:
+            self.close_session(user)
+            self.clients.connection_lost(user)
 
     def _connected(self, user: int, epoch: int) -> bool:
         return self.presence_gw[user] >= 0 and self.presence_epoch[user] == epoch
@@ -218,7 +258,7 @@ class Server:
             return
         if self.ack_at_gateway:
             self._outbound(ctx[2], self.clients.send_acked, ctx)
-        self._service_step(self._accept, ctx)
+        self._service_step(self._accept, ctx, msg.conv)
 
     def _take_token(self, user: int) -> bool:
         now = self.env.now
@@ -231,39 +271,83 @@ class Server:
         return True
 
     def _accept(self, ctx: SendCtx) -> None:
-        """Idempotent accept: the first acceptance assigns the conversation's next seq."""
+        """Idempotent accept: a message already durable (or published, when that is the
+        ack point) is acked again; one being written gains a waiter; else the write starts."""
         msg = ctx[0]
-        if msg.seq == 0:
-            conv = msg.conv
-            msg.seq = self.next_seq[conv]
-            self.next_seq[conv] = msg.seq + 1
-            log = self.log.get(conv)
-            if log is None:
-                self.log[conv] = [msg]
-            else:
-                log.append(msg)
-            self.rec.accepted(self.env.now)
-        if msg.durable:
+        if msg.durable or (msg.published and self.ack_at_broker):
             self._ack(ctx)
-        elif msg.writing:
+            return
+        waiter = (ctx[1], ctx[2], ctx[3])
+        if msg.writing:
             assert msg.waiters is not None
-            msg.waiters.append((ctx[1], ctx[2], ctx[3]))
+            msg.waiters.append(waiter)
+            return
+        if msg.waiters is None:
+            msg.waiters = [waiter]
+        else:  # published, and waiting for the store (ack_after: store)
+            msg.waiters.append(waiter)
+            return
+        msg.writing = True
+        msg.write_no += 1
+        if self.broker is not None:
+            self._hop(self._publish, msg)
+            self.after(self.broker_timeout_s, self._write_timeout, (msg, msg.write_no))
+        elif self.costs.store_write_instant:
+            self._durable(msg)
         else:
-            msg.writing = True
-            msg.waiters = [(ctx[1], ctx[2], ctx[3])]
-            if self.costs.store_write_instant:
-                self._durable(msg)
-            else:
-                self._hop(self._store_write, msg)
+            self._hop(self._store_write, msg)
+            self.after(self.store_timeout_s, self._write_timeout, (msg, msg.write_no))
 
     def _store_write(self, msg: Message) -> None:
-        self.store.submit(self.costs.store_write(), self._written, msg)
+        self.store.write(msg, self._written, self._write_failed)
 
     def _written(self, msg: Message) -> None:
         self._hop(self._durable, msg)
 
+    def _write_timeout(self, ctx: tuple[Message, int]) -> None:
+        msg, write_no = ctx
+        if msg.writing and msg.write_no == write_no:
+            self.rec.write_timeouts += 1
+            self._write_failed_now(msg)
+
+    def _write_failed(self, msg: Message) -> None:
+        """The store or broker refused the write: the waiting attempts get an error."""
+        self._hop(self._write_failed_now, msg)
+
+    def _write_failed_now(self, msg: Message) -> None:
+        if not msg.writing:
+            return
+        msg.writing = False
+        waiters = msg.waiters
+        msg.waiters = None
+        self.rec.write_errors += 1
+        self.rec.error(self.env.now)
+        if waiters and not self.ack_at_gateway:
+            for epoch, gw, attempt in waiters:
+                self._from_service_to_gateway(self._reject_at_gateway, (msg, epoch, gw, attempt))
+
+    def _reject_at_gateway(self, ctx: SendCtx) -> None:
+        user = ctx[0].sender
+        if self.presence_gw[user] >= 0 and self.presence_epoch[user] == ctx[1]:
+            self._outbound(ctx[2], self.clients.send_rejected, ctx)
+
     def _durable(self, msg: Message) -> None:
+        """The store holds the message: it takes its conversation's next seq, the
+        waiting senders are acked and the members get it."""
+        if msg.durable:
+            return  # a late duplicate write of a message already stored
         msg.durable = True
+        msg.durable_s = self.env.now
+        msg.writing = False
+        conv = msg.conv
+        msg.seq = self.next_seq[conv]
+        self.next_seq[conv] = msg.seq + 1
+        log = self.log.get(conv)
+        if log is None:
+            self.log[conv] = [msg]
+        else:
+            log.append(msg)
+        self.rec.accepted(self.env.now)
         waiters = msg.waiters
         msg.waiters = None
         if waiters and not self.ack_at_gateway:
@@ -280,6 +364,82 @@ class Server:
         user = ctx[0].sender
         if self.presence_gw[user] >= 0 and self.presence_epoch[user] == ctx[1]:
             self._outbound(ctx[2], self.clients.send_acked, ctx)
+
+    # ------------------------------------------------------------ broker
+
+    def _publish(self, msg: Message) -> None:
+        assert self.broker is not None
+        self.broker.publish(msg, self._published, self._write_failed)
+
+    def _published(self, msg: Message) -> None:
+        self._hop(self._published_now, msg)
+
+    def _published_now(self, msg: Message) -> None:
+        if msg.published:
+            return
+        msg.published = True
+        if not self.ack_at_broker:
+            return  # the sender waits for the store write (or was acked at the gateway)
+        msg.writing = False
+        waiters = msg.waiters
+        msg.waiters = None
+        if waiters:
+            for epoch, gw, attempt in waiters:
+                self._from_service_to_gateway(self._ack_at_gateway, (msg, epoch, gw, attempt))
+
+    def consume(self, consumer: int, msg: Message, done: Callable[[Message], None]) -> None:
+        """The broker hands a record to consumer ``consumer`` (a message service instance)."""
+        station = self.consumers[consumer]
+        self._hop(self._consume_at, (station, msg, done))
+
+    def _consume_at(self, job: tuple[Station, Message, Callable[[Message], None]]) -> None:
+        station, msg, done = job
+        station.submit(self.costs.service(), self._consumed, (msg, done))
+
+    def _consumed(self, job: tuple[Message, Callable[[Message], None]]) -> None:
+        msg, done = job
+        if msg.durable:
+            self.rec.broker_redeliveries += 1
+            done(msg)
+            return
+        dones = self._consumer_done.get(msg.msg_id)
+        if dones is not None:
+            dones.append(done)  # a second copy while the first is being written
+            self.rec.broker_redeliveries += 1
+            return
+        self._consumer_done[msg.msg_id] = [done]
+        self._consumer_write(msg)
+
+    def _consumer_write(self, msg: Message) -> None:
+        if self.costs.store_write_instant:
+            self._consumer_stored(msg)
+        else:
+            self._hop(self._consumer_store_write, msg)
+
+    def _consumer_store_write(self, msg: Message) -> None:
+        self.store.write(msg, self._consumer_stored_hop, self._consumer_store_failed)
+
+    def _consumer_stored_hop(self, msg: Message) -> None:
+        self._hop(self._consumer_stored, msg)
+
+    def _consumer_stored(self, msg: Message) -> None:
+        self._durable(msg)
+        for done in self._consumer_done.pop(msg.msg_id, ()):
+            done(msg)
+
+    def _consumer_store_failed(self, msg: Message) -> None:
+        """The consumer keeps the record and tries the store again a little later."""
+        self.rec.write_errors += 1
+        self.after(CONSUMER_RETRY_S, self._consumer_write, msg)
+
+    # ------------------------------------------------------------ losses
+
+    def forget(self, msgs: Sequence[Message]) -> None:
+        """The store lost messages it had acknowledged (a rollback): syncs skip them."""
+        for msg in msgs:
+            if msg.durable and not msg.gone:
+                msg.gone = True
+                self.rec.store_lost += 1
 
     # ------------------------------------------------------------ fan-out
 
@@ -336,7 +496,7 @@ class Server:
         )
 
     def _poll_at_gateway(self, ctx: tuple[int, int]) -> None:
-        self._service_step(self._poll_read, ctx)
+        self._service_step(self._poll_read, ctx, ctx[0])
 
     def _poll_read(self, ctx: tuple[int, int]) -> None:
         if self.costs.store_read_instant:
@@ -345,7 +505,16 @@ class Server:
             self._hop(self._poll_at_store, ctx)
 
     def _poll_at_store(self, ctx: tuple[int, int]) -> None:
-        self.store.submit(self.costs.store_read(), self._poll_read_done, ctx)
+        self.store.read(ctx[0], self._poll_read_done, self._poll_read_failed, ctx)
+
+    def _poll_read_failed(self, ctx: tuple[int, int]) -> None:
+        # the store could not answer: the poll gets an empty reply
+        self._hops(1 if self.costs.monolith else 2, self._poll_failed_answer, ctx)
+
+    def _poll_failed_answer(self, ctx: tuple[int, int]) -> None:
+        user, epoch = ctx
+        if self._connected(user, epoch):
+            self._reply_poll((user, epoch, []))
 
     def _poll_read_done(self, ctx: tuple[int, int]) -> None:
         # store -> service -> gateway: the reply is composed on arrival at the gateway
@@ -398,7 +567,7 @@ class Server:
         )
 
     def _sync_at_gateway(self, ctx: Any) -> None:
-        self._service_step(self._sync_read, ctx)
+        self._service_step(self._sync_read, ctx, ctx[0])
 
     def _sync_read(self, ctx: Any) -> None:
         if self.costs.store_read_instant:
@@ -407,7 +576,16 @@ class Server:
             self._hop(self._sync_at_store, ctx)
 
     def _sync_at_store(self, ctx: Any) -> None:
-        self.store.submit(self.costs.store_read(), self._sync_read_done, ctx)
+        self.store.read(ctx[0], self._sync_read_done, self._sync_read_failed, ctx)
+
+    def _sync_read_failed(self, ctx: Any) -> None:
+        self._hops(1 if self.costs.monolith else 2, self._sync_failed_answer, ctx)
+
+    def _sync_failed_answer(self, ctx: tuple[int, int, list[tuple[int, int]], int, float]) -> None:
+        user, epoch = ctx[0], ctx[1]
+        if self._connected(user, epoch):
+            self.rec.sync_errors += 1
+            self._outbound(self.presence_gw[user], self.clients.sync_failed, ctx)
 
     def _sync_read_done(self, ctx: Any) -> None:
         self._hops(1 if self.costs.monolith else 2, self._sync_answer, ctx)
@@ -420,16 +598,19 @@ class Server:
         batch: list[tuple[Message, int]] = []
         more = False
         limit = self.sync_batch
+        expire_before = self.env.now - self.retention_s
         for slot, cursor in cursors:
             log = self.log.get(int(user_convs[slot]))
             if not log or len(log) <= cursor:
                 continue
             for msg in log[cursor:]:
-                if not msg.durable:
-                    continue
                 if len(batch) >= limit:
                     more = True
                     break
+                if msg.durable_s < expire_before and not msg.gone:
+                    # waited in the inbox longer than its retention: deleted unread
+                    msg.gone = True
+                    self.rec.inbox_expired += 1
                 batch.append((msg, slot))
             if more:
                 break

@@ -171,7 +171,9 @@ class Model:
         tiers = [(self.server.gateways[0].tier, self.server.gateways)]
         if self.server.services:
             tiers.append(("service", self.server.services))
-        tiers.append(("store", [self.server.store]))
+        tiers.append(("store", self.server.store.stations))
+        if self.server.broker is not None:
+            tiers.append(("broker", self.server.broker.stations))
         return tiers
 
     def _mark(self, label: str) -> Generator[Any, Any, None]:

@@ -25,16 +25,20 @@ class Message:
         "conv",
         "down_bytes",
         "durable",
+        "durable_s",
         "failed",
         "failed_s",
+        "gone",
         "msg_id",
         "payload_bytes",
+        "published",
         "send_s",
         "sender",
         "seq",
         "slot",
         "up_bytes",
         "waiters",
+        "write_no",
         "writing",
     )
 
@@ -64,8 +68,15 @@ class Message:
         self.ack_s = -1.0
         self.failed = False
         self.failed_s = -1.0
+        #: in the store with a seq (``durable_s``: since when); ``gone``: lost again after that
         self.durable = False
+        self.durable_s = -1.0
+        self.gone = False
+        #: acknowledged by the broker (``ack_after: broker``)
+        self.published = False
+        #: a write or publish is in progress (``write_no`` tells them apart for timeouts)
         self.writing = False
+        self.write_no = 0
         self.waiters: list[tuple[int, int, int]] | None = None
 
 
@@ -103,6 +114,14 @@ class Recorder:
         self.push_notifications = 0
         self.retries = 0
         self.lost_in_flight = 0
+        self.write_errors = 0
+        self.write_timeouts = 0
+        self.broker_redeliveries = 0
+        self.store_lost = 0
+        self.inbox_expired = 0
+        self.sync_errors = 0
+        self.connect_failures = 0
+        self.connections_lost = 0
 
     def _bin(self, t: float) -> int:
         b = int(t * self._inv_interval)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sim.distributions import Constant, Distribution, Zipf, lognormal
 
@@ -46,11 +46,14 @@ class CodecKind(StrEnum):
 class BalancerPolicy(StrEnum):
     ROUND_ROBIN = "round_robin"
     LEAST_CONNECTIONS = "least_connections"
+    CONSISTENT_HASH = "consistent_hash"
+    POWER_OF_TWO = "power_of_two"
 
 
 class AuthKind(StrEnum):
     NONE = "none"
     JWT = "jwt"
+    OAUTH_INTROSPECTION = "oauth_introspection"
 
 
 class JwtAlgorithm(StrEnum):
@@ -77,19 +80,51 @@ class GroupScheme(StrEnum):
 
 class AckAfter(StrEnum):
     STORE = "store"
+    BROKER = "broker"
     GATEWAY = "gateway"
 
 
 class BrokerKind(StrEnum):
     NONE = "none"
+    KAFKA = "kafka"
+    RABBITMQ = "rabbitmq"
+    SQS = "sqs"
+    SQS_FIFO = "sqs_fifo"
+
+
+class KafkaAcks(StrEnum):
+    NONE = "0"
+    LEADER = "1"
+    ALL = "all"
+
+
+class QueueType(StrEnum):
+    CLASSIC = "classic"
+    QUORUM = "quorum"
 
 
 class StoreKind(StrEnum):
     SINGLE = "single"
+    CASSANDRA = "cassandra"
+    DYNAMODB = "dynamodb"
+    MONGODB = "mongodb"
+
+
+class Consistency(StrEnum):
+    ONE = "one"
+    QUORUM = "quorum"
+    ALL = "all"
+
+
+class WriteConcern(StrEnum):
+    W1 = "w1"
+    MAJORITY = "majority"
 
 
 class InboxKind(StrEnum):
     STORE = "store"
+    SQS = "sqs"
+    KAFKA = "kafka"
 
 
 class Backoff(StrEnum):
@@ -119,8 +154,22 @@ class Transport(_Section):
     )
 
 
+class HealthCheck(_Section):
+    """Active health checks: an instance failing ``unhealthy_threshold`` checks in a row
+    is ejected from the balancer; ``healthy_threshold`` passing checks bring it back."""
+
+    enabled: bool = False
+    interval_s: float = Field(default=2.0, gt=0)
+    unhealthy_threshold: int = Field(default=3, ge=1)
+    healthy_threshold: int = Field(default=2, ge=1)
+
+
 class LoadBalancer(_Section):
     policy: BalancerPolicy = BalancerPolicy.ROUND_ROBIN
+    health_check: HealthCheck = HealthCheck()
+    hash_points: int = Field(
+        default=160, ge=1, description="consistent hashing: points per instance on the ring"
+    )
 
 
 class Tier(_Section):
@@ -145,14 +194,41 @@ class Tier(_Section):
 
 
 class Auth(_Section):
+    """How requests prove who sends them.
+
+    ``jwt``: the gateway verifies a signed token locally (WebSocket: once, at the
+    upgrade; HTTP: every request). ``oauth_introspection``: the gateway asks an
+    authorization server (RFC 7662) whether an opaque token is active, over the
+    internal network, and caches the answer for ``cache_ttl_s``.
+    """
+
     kind: AuthKind = AuthKind.JWT
     algorithm: JwtAlgorithm = JwtAlgorithm.ES256
+    token_ttl_s: float = Field(
+        default=3600.0, gt=0, description="access token lifetime; clients refresh at expiry"
+    )
+    cache_ttl_s: float = Field(
+        default=30.0, ge=0, description="introspection answers cached this long (0: no cache)"
+    )
+    server: Tier = Tier(instances=2, workers=8)
 
 
 class RateLimit(_Section):
+    """Token bucket per user at the gateway: ``rate_per_s`` tokens a second, ``burst`` at most."""
+
     kind: RateLimitKind = RateLimitKind.NONE
     rate_per_s: float = Field(default=10.0, gt=0)
     burst: int = Field(default=20, ge=1)
+
+
+class Monitoring(_Section):
+    """An abuse detector: a user sending more than ``threshold_per_s`` messages a second,
+    averaged over ``window_s``, is blocked for ``block_s`` (connections closed, sends refused)."""
+
+    detector: bool = False
+    threshold_per_s: float = Field(default=2.0, gt=0)
+    window_s: float = Field(default=10.0, gt=0)
+    block_s: float = Field(default=600.0, gt=0)
 
 
 class Encryption(_Section):
@@ -161,21 +237,125 @@ class Encryption(_Section):
 
 
 class Broker(_Section):
+    """A message broker between the message service and its consumers.
+
+    The message service publishes each accepted message, keyed by conversation;
+    consumers (on the message service tier) write it to the store and fan it out.
+    Fields apply to the kinds named in their description; the others ignore them.
+    """
+
     kind: BrokerKind = BrokerKind.NONE
+    nodes: int = Field(default=3, ge=1, description="kafka, rabbitmq: broker nodes")
+    workers: int = Field(default=8, ge=1, description="appends served at once per node")
+    append_s: Distribution = Field(
+        default=lognormal(0.0005, 1.0), description="time a node takes to append a record"
+    )
+    partitions: int = Field(
+        default=12, ge=1, description="kafka: partitions; rabbitmq: queues (keyed by conversation)"
+    )
+    replication_factor: int = Field(default=3, ge=1, description="kafka: copies of a partition")
+    acks: KafkaAcks = Field(default=KafkaAcks.ALL, description="kafka producer acks")
+    min_insync_replicas: int = Field(default=2, ge=1, description="kafka")
+    failover_s: float = Field(
+        default=9.0,
+        ge=0,
+        description="kafka, rabbitmq quorum: time to elect a new leader after a crash",
+    )
+    queue_type: QueueType = Field(default=QueueType.QUORUM, description="rabbitmq")
+    prefetch: int = Field(
+        default=100, ge=1, description="rabbitmq: unacked deliveries per consumer"
+    )
+    visibility_timeout_s: float = Field(default=30.0, gt=0, description="sqs, sqs_fifo")
+    retention_s: float = Field(
+        default=345_600.0, gt=0, description="sqs, sqs_fifo: messages expire after this"
+    )
+    duplicate_probability: float = Field(
+        default=0.001, ge=0, lt=1, description="sqs standard: a receive returns a second copy"
+    )
+    api_s: Distribution = Field(
+        default=lognormal(0.01, 0.5), description="sqs, sqs_fifo: latency of one API call"
+    )
+    fifo_ops_per_s: float = Field(
+        default=300.0, gt=0, description="sqs_fifo: API calls per second per action"
+    )
+    fifo_batch: int = Field(
+        default=1, ge=1, le=10, description="sqs_fifo: messages per SendMessageBatch call"
+    )
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, description="the message service gives up on a publish after this"
+    )
+
+    @field_validator("acks", mode="before")
+    @classmethod
+    def _acks_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _replicas_fit(self) -> Broker:
+        if self.kind is BrokerKind.KAFKA:
+            if self.replication_factor > self.nodes:
+                raise ValueError(
+                    f"broker.replication_factor ({self.replication_factor}) must be <= "
+                    f"broker.nodes ({self.nodes})"
+                )
+            if self.min_insync_replicas > self.replication_factor:
+                raise ValueError(
+                    f"broker.min_insync_replicas ({self.min_insync_replicas}) must be <= "
+                    f"broker.replication_factor ({self.replication_factor})"
+                )
+        return self
 
 
 class Store(_Section):
-    """The message store: the durability point and the inbox of offline users."""
+    """The message store: the durability point and the inbox of offline users.
+
+    Fields apply to the kinds named in their description; the others ignore them.
+    """
 
     kind: StoreKind = StoreKind.SINGLE
-    nodes: int = Field(default=1, ge=1, le=1)
-    workers: int = Field(default=8, ge=1, description="writes and reads served at once")
+    nodes: int = Field(default=1, ge=1, description="single: 1; cassandra, mongodb: nodes")
+    workers: int = Field(default=8, ge=1, description="writes and reads served at once per node")
     write_s: Distribution = Field(default=lognormal(0.002, 1.0))
     read_s: Distribution = Field(default=lognormal(0.001, 1.0))
+    replication_factor: int = Field(default=3, ge=1, description="cassandra")
+    write_consistency: Consistency = Field(default=Consistency.QUORUM, description="cassandra")
+    read_consistency: Consistency = Field(default=Consistency.QUORUM, description="cassandra")
+    hinted_handoff: bool = Field(default=True, description="cassandra")
+    max_hint_window_s: float = Field(default=10_800.0, ge=0, description="cassandra")
+    request_timeout_s: float = Field(
+        default=2.0, gt=0, description="the message service gives up on a store request after this"
+    )
+    write_concern: WriteConcern = Field(default=WriteConcern.MAJORITY, description="mongodb")
+    election_timeout_s: float = Field(default=10.0, gt=0, description="mongodb")
+    partitions: int = Field(default=4, ge=1, description="dynamodb: physical partitions")
+    write_units_per_partition: float = Field(default=1000.0, gt=0, description="dynamodb")
+    read_units_per_partition: float = Field(default=3000.0, gt=0, description="dynamodb")
+    consistent_reads: bool = Field(default=True, description="dynamodb: strongly consistent")
+    sdk_max_retries: int = Field(
+        default=10, ge=0, description="dynamodb: retries of a throttled request"
+    )
+
+    @model_validator(mode="after")
+    def _nodes_fit(self) -> Store:
+        if self.kind is StoreKind.SINGLE and self.nodes != 1:
+            raise ValueError(f"store.nodes must be 1 for kind single, got {self.nodes}")
+        if self.kind is StoreKind.CASSANDRA and self.replication_factor > self.nodes:
+            raise ValueError(
+                f"store.replication_factor ({self.replication_factor}) must be <= "
+                f"store.nodes ({self.nodes})"
+            )
+        return self
 
 
 class Offline(_Section):
+    """Where messages for offline users wait, and how they come back."""
+
     inbox: InboxKind = InboxKind.STORE
+    retention_s: float = Field(
+        default=345_600.0,
+        gt=0,
+        description="sqs, kafka inboxes: a message waiting longer expires (a loss)",
+    )
     push: bool = True
     sync_batch: int = Field(default=100, ge=1, description="messages per sync reply")
 
@@ -187,9 +367,21 @@ class Retry(_Section):
     cap_s: float = Field(default=20.0, ge=0)
 
 
+class Reconnect(_Section):
+    """How a client reconnects after its connection drops or a connect attempt fails."""
+
+    backoff: Backoff = Backoff.FULL_JITTER
+    base_s: float = Field(default=1.0, ge=0)
+    cap_s: float = Field(default=5.0, ge=0)
+
+
 class Resilience(_Section):
     timeout_s: float = Field(default=1.0, gt=0, description="client wait for a send ack")
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="client wait for a connection to be set up"
+    )
     retry: Retry = Retry()
+    reconnect: Reconnect = Reconnect()
     circuit_breaker: str = Field(default="none", pattern="^none$")
 
 
@@ -213,7 +405,17 @@ class Architecture(_Section):
     store: Store = Store()
     offline: Offline = Offline()
     resilience: Resilience = Resilience()
+    monitoring: Monitoring = Monitoring()
     network: Network = Network()
+
+    @model_validator(mode="after")
+    def _ack_point_exists(self) -> Architecture:
+        if self.ack_after is AckAfter.BROKER and self.broker.kind is BrokerKind.NONE:
+            raise ValueError(
+                "ack_after: 'broker' needs a broker; set broker.kind to kafka, rabbitmq, "
+                "sqs or sqs_fifo, or ack_after to store or gateway"
+            )
+        return self
 
 
 # ---------------------------------------------------------------------- workload
@@ -242,6 +444,16 @@ class Conversations(_Section):
     group_size: Distribution = Field(default=Zipf(a=2.0, min=3, max=500))
 
 
+class Attack(_Section):
+    """A flood: ``attackers`` extra users, always online, each sending ``rate_per_s``
+    messages a second into their conversations from ``start_s`` for ``duration_s``."""
+
+    attackers: int = Field(default=0, ge=0)
+    rate_per_s: float = Field(default=50.0, gt=0)
+    start_s: float = Field(default=0.0, ge=0)
+    duration_s: float | None = Field(default=None, gt=0, description="default: to the end")
+
+
 class Workload(_Section):
     users: int = Field(default=20_000, ge=2)
     sessions: Sessions = Sessions()
@@ -250,6 +462,7 @@ class Workload(_Section):
     )
     conversations: Conversations = Conversations()
     payload_bytes: Distribution = Field(default=lognormal(200, 1.0))
+    attack: Attack = Attack()
 
 
 # ------------------------------------------------------------------------ faults
@@ -260,12 +473,12 @@ class FaultKind(StrEnum):
 
 
 class Fault(_Section):
-    """A fault window: ``target`` (``gateway.0``, ``service.1``, ``store.0``) is down
-    from ``at_s`` for ``duration_s``."""
+    """A fault window: ``target`` (``gateway.0``, ``service.1``, ``store.2``,
+    ``broker.0``) is down from ``at_s`` for ``duration_s``."""
 
     at_s: float = Field(ge=0)
     kind: FaultKind
-    target: str = Field(pattern=r"^(gateway|service|store)\.\d+$")
+    target: str = Field(pattern=r"^(gateway|service|store|broker)\.\d+$")
     duration_s: float = Field(gt=0)
 
 
@@ -302,15 +515,6 @@ class Scenario(_Section):
     run: Run = Run()
 
     @model_validator(mode="after")
-    def _faults_supported(self) -> Scenario:
-        if self.faults:
-            raise ValueError(
-                "faults: this version of the simulator does not inject faults yet; "
-                "remove the faults section (the format is reserved so presets stay valid)"
-            )
-        return self
-
-    @model_validator(mode="after")
     def _targets_exist(self) -> Scenario:
         arch = self.architecture
         sizes = {
@@ -319,15 +523,23 @@ class Scenario(_Section):
             if arch.style is Style.MONOLITH
             else arch.service.instances,
             "store": arch.store.nodes,
+            "broker": 0 if arch.broker.kind is BrokerKind.NONE else _broker_nodes(arch.broker),
         }
         for i, fault in enumerate(self.faults):
             tier, index = fault.target.split(".")
+            if sizes[tier] == 0:
+                raise ValueError(f"faults.{i}.target: {fault.target!r}: there is no broker")
             if int(index) >= sizes[tier]:
                 raise ValueError(
                     f"faults.{i}.target: {fault.target!r} does not exist; {tier} has "
                     f"instances 0..{sizes[tier] - 1}"
                 )
         return self
+
+
+def _broker_nodes(broker: Broker) -> int:
+    """Nodes a fault can target: SQS is a managed service, seen as one endpoint."""
+    return 1 if broker.kind in (BrokerKind.SQS, BrokerKind.SQS_FIFO) else broker.nodes
 
 
 def json_schema() -> dict[str, Any]:

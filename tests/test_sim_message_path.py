@@ -60,7 +60,12 @@ def test_the_checker_catches_a_client_that_does_not_deduplicate(
     """A broken client (displays whatever arrives, in arrival order) must be caught."""
 
     def careless_receive(
-        self: Clients, user: int, batch: list[Any], path: int, ref_s: float
+        self: Clients,
+        user: int,
+        batch: list[Any],
+        path: int,
+        ref_s: float,
+        from_store: bool = False,
     ) -> None:
         now = self.env.now
         for msg, slot in batch:

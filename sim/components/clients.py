@@ -28,6 +28,8 @@ from sim.scenario import Backoff, Scenario, TransportKind
 from sim.workload.population import Conversations
 
 OFFLINE, CONNECTING, CONNECTED = 0, 1, 2
+#: a tombstone held in seq order: takes its place, is never displayed
+PATH_GONE = -1
 
 
 class Clients:
@@ -64,6 +66,10 @@ class Clients:
         self.outbox: dict[int, list[Message]] = {}
         res = arch.resilience
         self.timeout_s = res.timeout_s
+        self.connect_timeout_s = res.connect_timeout_s
+        self.reconnect = res.reconnect
+        #: consecutive failed connection attempts of users reconnecting
+        self.reconnects: dict[int, int] = {}
         self.max_attempts = res.retry.max_attempts
         self.backoff = res.retry.backoff
         self.base_s = res.retry.base_s
@@ -118,8 +124,57 @@ class Clients:
             self.server.open_session(ctx)
         else:
             self.after(delay, self.server.open_session, ctx)
+        if now + self.connect_timeout_s < self.horizon_s:
+            self.after(self.connect_timeout_s, self._connect_timed_out, (user, self.epoch[user]))
+
+    def _connect_timed_out(self, ctx: tuple[int, int]) -> None:
+        user, epoch = ctx
+        if self.epoch[user] == epoch and self.state[user] == CONNECTING:
+            self.connect_failed(ctx)
+
+    def connect_failed(self, ctx: tuple[int, int]) -> None:
+        """The connection could not be set up (refused, or timed out): try again later."""
+        user, epoch = ctx
+        if self.epoch[user] != epoch or self.state[user] != CONNECTING:
+            return
+        self.rec.connect_failures += 1
+        self._reconnect_later(user)
+
+    def connection_lost(self, user: int) -> None:
+        """The server side of the connection went away (its gateway crashed, or the user
+        was blocked): the client notices and reconnects with backoff."""
+        if self.state[user] == OFFLINE:
+            return
+        self.rec.connections_lost += 1
+        for slot in self.convs.slots_of(user):
+            self.held.pop(slot, None)
+            self.syncing.discard(slot)
+        self.gateway[user] = -1
+        self._reconnect_later(user)
+
+    def _reconnect_later(self, user: int) -> None:
+        self.epoch[user] += 1
+        self.state[user] = CONNECTING
+        failures = self.reconnects.get(user, 0) + 1
+        self.reconnects[user] = failures
+        spec = self.reconnect
+        ceiling = min(spec.cap_s, spec.base_s * 2.0 ** (failures - 1))
+        if spec.backoff is Backoff.NONE:
+            delay = spec.base_s
+        elif spec.backoff is Backoff.EXPONENTIAL:
+            delay = ceiling
+        else:
+            delay = self._uniform() * ceiling
+        if self.env.now + delay < self.horizon_s:
+            self.after(delay, self._reconnect, (user, self.epoch[user]))
+
+    def _reconnect(self, ctx: tuple[int, int]) -> None:
+        user, epoch = ctx
+        if self.epoch[user] == epoch and self.state[user] == CONNECTING:
+            self.go_online(user)
 
     def go_offline(self, user: int) -> None:
+        self.reconnects.pop(user, None)
         self.epoch[user] += 1
         self.state[user] = OFFLINE
         self.gateway[user] = -1
@@ -134,6 +189,8 @@ class Clients:
             return
         self.state[user] = CONNECTED
         self.gateway[user] = gw
+        if self.reconnects:
+            self.reconnects.pop(user, None)
         slots = self.convs.slots_of(user)
         if len(slots):
             self._request_sync(user, list(slots), PATH_SYNC, self.online_since[user])
@@ -305,14 +362,41 @@ class Clients:
         self.rec.wire(now, self.control_down + sum(m.down_bytes for m, _ in batch))
         for slot in requested:
             self.syncing.discard(slot)
-        self._receive(user, batch, path, ref_s)
+        self._receive(user, batch, path, ref_s, True)
         if more:
             self._request_sync(user, list(self.convs.slots_of(user)), path, ref_s)
 
+    def sync_failed(self, ctx: tuple[int, int, list[tuple[int, int]], int, float]) -> None:
+        """The server could not read the inbox: ask again after the send timeout."""
+        user, epoch, cursors, path, ref_s = ctx
+        if self.epoch[user] != epoch:
+            return
+        self.rec.wire(self.env.now, self.control_down)
+        slots = [slot for slot, _ in cursors]
+        for slot in slots:
+            self.syncing.discard(slot)
+        if self.env.now + self.timeout_s < self.horizon_s:
+            self.after(self.timeout_s, self._sync_again, (user, epoch, slots, path, ref_s))
+
+    def _sync_again(self, ctx: tuple[int, int, list[int], int, float]) -> None:
+        user, epoch, slots, path, ref_s = ctx
+        if self.epoch[user] == epoch and self.state[user] == CONNECTED:
+            self._request_sync(user, [s for s in slots if s not in self.syncing], path, ref_s)
+
     def _receive(
-        self, user: int, batch: list[tuple[Message, int]], path: int, ref_s: float
+        self,
+        user: int,
+        batch: list[tuple[Message, int]],
+        path: int,
+        ref_s: float,
+        from_store: bool = False,
     ) -> None:
-        """Dedup by seq, display in seq order, hold messages that arrive after a gap."""
+        """Dedup by seq, display in seq order, hold messages that arrive after a gap.
+
+        A sync reply (``from_store``) may carry *tombstones*: messages the store
+        lost or the inbox expired. They fill their place in the seq order without
+        being displayed, so that the messages after them are not held forever.
+        """
         cursor = self.cursor
         now = self.env.now
         rec = self.rec
@@ -324,14 +408,16 @@ class Clients:
             if seq <= current or (held is not None and seq in held):
                 rec.redelivered += 1
                 continue
+            tomb = from_store and msg.gone
             if seq == current + 1:
-                if msg.sender != user:  # one's own message was shown when it was written
+                # one's own message was shown when it was written
+                if msg.sender != user and not tomb:
                     rec.display(msg, user, now, msg.send_s if path == PATH_ONLINE else ref_s, path)
                 current = seq
                 if held:
                     while current + 1 in held:
                         nxt, nxt_path = held.pop(current + 1)
-                        if nxt.sender != user:
+                        if nxt.sender != user and nxt_path != PATH_GONE:
                             nxt_ref = nxt.send_s if nxt_path == PATH_ONLINE else ref_s
                             rec.display(nxt, user, now, nxt_ref, nxt_path)
                         current += 1
@@ -339,13 +425,15 @@ class Clients:
             else:
                 if held is None:
                     held = self.held[slot] = {}
-                held[seq] = (msg, path)
+                held[seq] = (msg, PATH_GONE if tomb else path)
                 if slot not in self.syncing:
                     gaps.append(slot)
         if gaps:
             self._request_sync(user, gaps, PATH_ONLINE, -1.0)
 
     def _request_sync(self, user: int, slots: list[int], path: int, ref_s: float) -> None:
+        if not slots:
+            return
         for slot in slots:
             self.syncing.add(slot)
         cursors = [(slot, self.cursor[slot]) for slot in slots]

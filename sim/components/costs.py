@@ -105,8 +105,6 @@ class Costs:
         self.service = svc_sampler
 
         store = arch.store
-        self.store_write = store.write_s.sampler(streams.generator("store.write"))
-        self.store_read = store.read_s.sampler(streams.generator("store.read"))
         self.store_write_instant = store.write_s.is_zero
         self.store_read_instant = store.read_s.is_zero
 

@@ -34,6 +34,8 @@ class Station:
         "_last_s",
         "busy",
         "busy_area",
+        "dropped",
+        "epoch",
         "index",
         "jobs",
         "max_queue",
@@ -43,6 +45,7 @@ class Station:
         "queue_area",
         "service_sum_s",
         "tier",
+        "up",
         "wait_sum_s",
         "waited",
         "workers",
@@ -68,6 +71,11 @@ class Station:
         self.wait_sum_s = 0.0
         self.service_sum_s = 0.0
         self.max_queue = 0
+        #: False while the instance is crashed: jobs submitted then are dropped
+        self.up = True
+        #: incremented by each crash, so that work in progress at the crash is lost
+        self.epoch = 0
+        self.dropped = 0
 
     @property
     def name(self) -> str:
@@ -87,6 +95,9 @@ class Station:
 
     def submit(self, cost_s: float, fn: Job, arg: Any) -> None:
         """Queue a job that needs ``cost_s`` of one worker, then calls ``fn(arg)``."""
+        if not self.up:
+            self.dropped += 1
+            return
         now = self._env.now
         self._account(now)
         self.jobs += 1
@@ -98,7 +109,7 @@ class Station:
             measured = False
         if self.busy < self.workers:
             self.busy += 1
-            self._after(cost_s, self._finish, (fn, arg))
+            self._after(cost_s, self._finish, (fn, arg, self.epoch))
         else:
             if measured:
                 self.waited += 1
@@ -106,18 +117,36 @@ class Station:
             if len(self.queue) > self.max_queue:
                 self.max_queue = len(self.queue)
 
-    def _finish(self, job: tuple[Job, Any]) -> None:
+    def _finish(self, job: tuple[Job, Any, int]) -> None:
+        fn, arg, epoch = job
+        if epoch != self.epoch:
+            return  # the instance crashed while this job was in service: it is lost
         now = self._env.now
         self._account(now)
         if self.queue:
-            enqueued_s, cost_s, fn, arg = self.queue.popleft()
+            enqueued_s, cost_s, nfn, narg = self.queue.popleft()
             if enqueued_s >= 0.0:
                 self.wait_sum_s += now - enqueued_s
-            self._after(cost_s, self._finish, (fn, arg))
+            self._after(cost_s, self._finish, (nfn, narg, epoch))
         else:
             self.busy -= 1
-        fn, arg = job
         fn(arg)
+
+    def crash(self) -> int:
+        """The instance stops: queued jobs and jobs in service are lost; returns how many."""
+        self._account(self._env.now)
+        lost = self.busy + len(self.queue)
+        self.dropped += lost
+        self.queue.clear()
+        self.busy = 0
+        self.epoch += 1
+        self.up = False
+        return lost
+
+    def recover(self) -> None:
+        """The instance is back, empty."""
+        self._account(self._env.now)
+        self.up = True
 
     def integrals(self, now: float) -> tuple[float, float]:
         """Busy-worker-seconds and queue-length-seconds accumulated up to ``now``."""

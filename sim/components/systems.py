@@ -1,0 +1,43 @@
+"""Build the store and the broker a scenario names.
+
+One function per role, so that the message path never looks at a kind: it
+talks to a :class:`~sim.components.durable.StoreModel` and, when there is one,
+a :class:`~sim.components.durable.BrokerModel`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from sim.components.durable import BrokerModel, SingleStore, StoreModel
+from sim.components.station import Station
+from sim.kernel import Kernel
+from sim.scenario import BrokerKind, Scenario, StoreKind
+
+
+def build_store(
+    scenario: Scenario, kernel: Kernel, hop: Callable[[], float], measure_from_s: float
+) -> StoreModel:
+    spec = scenario.architecture.store
+    streams = kernel.streams
+    write_s = spec.write_s.sampler(streams.generator("store.write"))
+    read_s = spec.read_s.sampler(streams.generator("store.read"))
+    if spec.kind is StoreKind.SINGLE:
+        return SingleStore(kernel, spec.workers, measure_from_s, hop, write_s, read_s)
+    raise ValueError(f"architecture.store.kind: {spec.kind.value!r} is not built yet")
+
+
+def build_broker(
+    scenario: Scenario,
+    kernel: Kernel,
+    hop: Callable[[], float],
+    measure_from_s: float,
+    consumers: Sequence[Station],
+) -> BrokerModel | None:
+    spec = scenario.architecture.broker
+    if spec.kind is BrokerKind.NONE:
+        return None
+    raise ValueError(f"architecture.broker.kind: {spec.kind.value!r} is not built yet")
+
+
+__all__ = ["build_broker", "build_store"]
