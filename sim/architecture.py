@@ -21,11 +21,25 @@ from typing import TYPE_CHECKING, Any
 
 from sim.components.balancer import Balancer
 from sim.components.costs import Costs
+from sim.components.security import (
+    AuthServer,
+    Detector,
+    Introspection,
+    TokenBuckets,
+    TokenClock,
+)
 from sim.components.station import Station
 from sim.components.systems import build_broker, build_store
 from sim.kernel import Kernel
 from sim.metrics import PATH_ONLINE, Message, Recorder
-from sim.scenario import AckAfter, InboxKind, RateLimitKind, Scenario, TransportKind
+from sim.scenario import (
+    AckAfter,
+    AuthKind,
+    InboxKind,
+    RateLimitKind,
+    Scenario,
+    TransportKind,
+)
 from sim.workload.population import Conversations
 
 if TYPE_CHECKING:
@@ -115,10 +129,40 @@ class Server:
         self.held_polls: dict[int, int] = {}
         self._poll_ids = 0
         rl = arch.rate_limit
-        self.rate_limit = rl.kind is RateLimitKind.TOKEN_BUCKET
-        self.rl_rate = rl.rate_per_s
-        self.rl_burst = float(rl.burst)
-        self.buckets: dict[int, tuple[float, float]] = {}
+        self.buckets = (
+            TokenBuckets(rl.rate_per_s, rl.burst) if rl.kind is RateLimitKind.TOKEN_BUCKET else None
+        )
+        mon = arch.monitoring
+        self.detector = (
+            Detector(mon.threshold_per_s, mon.window_s, mon.block_s, on_block=self._blocked)
+            if mon.detector
+            else None
+        )
+        auth = arch.auth
+        self.auth_stations = (
+            []
+            if auth.kind is AuthKind.NONE
+            else [
+                Station(kernel, "auth", i, auth.server.workers, measure_from)
+                for i in range(auth.server.instances)
+            ]
+        )
+        self.introspection = (
+            Introspection(auth, kernel, self.auth_stations, hop, measure_from)
+            if auth.kind is AuthKind.OAUTH_INTROSPECTION
+            else None
+        )
+        self.auth_server: AuthServer | None = None
+        if self.introspection is not None:
+            self.auth_server = self.introspection.server
+        elif self.auth_stations:
+            self.auth_server = AuthServer(auth, kernel, self.auth_stations, hop)
+        self.token_clock = TokenClock(auth.token_ttl_s)
+        #: HTTP requests each carry the token: introspected one by one (WebSocket: at connect)
+        self.http_auth = (
+            self.introspection is not None and self.transport is not TransportKind.WEBSOCKET
+        )
+        self.stations.extend(self.auth_stations)
 
     # ------------------------------------------------------------ plumbing
 
@@ -194,6 +238,13 @@ class Server:
 
     def open_session(self, ctx: tuple[int, int, float]) -> None:
         """A client's connection set-up reaches the load balancer."""
+        user = ctx[0]
+        if self.detector is not None and self.detector.is_blocked(user, self.env.now):
+            self.after(ctx[2], self.clients.connect_failed, (user, ctx[1]))
+            return
+        self._authorized(user, self._open_session, ctx)
+
+    def _open_session(self, ctx: tuple[int, int, float]) -> None:
         user, epoch, rtt = ctx
         station = self.gateway_balancer.pick_connection(user)
         assert station is not None
@@ -240,35 +291,61 @@ class Server:
 
     def receive_send(self, ctx: SendCtx) -> None:
         """A send frame (or HTTP POST) arrives at the sender's gateway."""
-        msg, epoch, gw, _ = ctx
+        msg, epoch = ctx[0], ctx[1]
         user = msg.sender
         if self.presence_gw[user] < 0 or self.presence_epoch[user] != epoch:
             return  # the connection closed while the frame was in flight
+        if self.http_auth:
+            self._authorized(user, self._send_at_gateway, ctx)
+        else:
+            self._send_at_gateway(ctx)
+
+    def _send_at_gateway(self, ctx: SendCtx) -> None:
         if self.costs.gateway_instant:
             self._gateway_send(ctx)
         else:
-            self.gateways[gw].submit(self.costs.inbound(), self._gateway_send, ctx)
+            self.gateways[ctx[2]].submit(self.costs.inbound(), self._gateway_send, ctx)
 
     def _gateway_send(self, ctx: SendCtx) -> None:
         msg = ctx[0]
-        if self.rate_limit and not self._take_token(msg.sender):
+        if self.detector is not None and self.detector.observe(msg.sender, self.env.now):
+            self.rec.blocked_sends += 1
+            self._refuse(ctx)
+            return
+        if self.buckets is not None and not self.buckets.take(msg.sender, self.env.now):
             self.rec.rate_limited += 1
-            self.rec.error(self.env.now)
-            self._outbound(ctx[2], self.clients.send_rejected, ctx)
+            self._refuse(ctx)
             return
         if self.ack_at_gateway:
             self._outbound(ctx[2], self.clients.send_acked, ctx)
         self._service_step(self._accept, ctx, msg.conv)
 
-    def _take_token(self, user: int) -> bool:
-        now = self.env.now
-        tokens, last = self.buckets.get(user, (self.rl_burst, now))
-        tokens = min(self.rl_burst, tokens + (now - last) * self.rl_rate)
-        if tokens < 1.0:
-            self.buckets[user] = (tokens, now)
-            return False
-        self.buckets[user] = (tokens - 1.0, now)
-        return True
+    def _refuse(self, ctx: SendCtx) -> None:
+        self.rec.error(self.env.now)
+        self._outbound(ctx[2], self.clients.send_rejected, ctx)
+
+    def _blocked(self, user: int, now: float) -> None:
+        """The detector blocked ``user``: its connection is closed; reconnects are refused."""
+        if self.presence_gw[user] >= 0:
+            self.close_session(user)
+            self.clients.connection_lost(user)
+
+    # ------------------------------------------------------------ authentication
+
+    def _authorized(self, user: int, fn: Callable[[Any], None], arg: Any) -> None:
+        """OAuth introspection of the user's current token, then ``fn(arg)``; at once
+        for other kinds of authentication (a JWT is verified in the request's cost)."""
+        if self.introspection is None:
+            fn(arg)
+            return
+        since = self.clients.online_since[user]
+        self.introspection.check(self.token_clock.token_at(user, since, self.env.now), fn, arg)
+
+    def refresh_token(self, user: int) -> None:
+        """A client renews its access token: one request to the authorization server."""
+        if self.auth_server is not None:
+            self.rec.token_refreshes += 1
+            self.auth_server.request(_ignore, None)
 
     def _accept(self, ctx: SendCtx) -> None:
         """Idempotent accept: a message already durable (or published, when that is the
@@ -486,9 +563,17 @@ class Server:
         user, epoch = ctx
         if not self._connected(user, epoch):
             return
-        gw = self.presence_gw[user]
+        if self.http_auth:
+            self._authorized(user, self._poll_arrives, ctx)
+        else:
+            self._poll_arrives(ctx)
+
+    def _poll_arrives(self, ctx: tuple[int, int]) -> None:
+        user, epoch = ctx
+        if not self._connected(user, epoch):
+            return
         self._on_gateway(
-            gw,
+            self.presence_gw[user],
             self.costs.inbound(),
             self.costs.gateway_instant,
             self._poll_at_gateway,
@@ -558,6 +643,15 @@ class Server:
         user, epoch = ctx[0], ctx[1]
         if not self._connected(user, epoch):
             return
+        if self.http_auth:
+            self._authorized(user, self._sync_arrives, ctx)
+        else:
+            self._sync_arrives(ctx)
+
+    def _sync_arrives(self, ctx: tuple[int, int, list[tuple[int, int]], int, float]) -> None:
+        user, epoch = ctx[0], ctx[1]
+        if not self._connected(user, epoch):
+            return
         self._on_gateway(
             self.presence_gw[user],
             self.costs.inbound(),
@@ -616,6 +710,10 @@ class Server:
                 break
         reply = (user, epoch, batch, path, reconnect_s, more, [slot for slot, _ in cursors])
         self._outbound(self.presence_gw[user], self.clients.sync_reply, reply)
+
+
+def _ignore(_: Any) -> None:
+    return None
 
 
 __all__ = ["SendCtx", "Server"]

@@ -23,10 +23,12 @@ from sim.architecture import Server
 from sim.calibration import load_calibration
 from sim.components.clients import CONNECTED, Clients
 from sim.components.costs import Costs
+from sim.faults import FaultInjector
 from sim.kernel import Kernel
 from sim.metrics import Recorder
 from sim.result import Result
 from sim.scenario import Scenario, TransportKind
+from sim.workload.attack import AttackTraffic
 from sim.workload.population import Sessions, build_conversations
 from sim.workload.traffic import Traffic
 
@@ -60,7 +62,15 @@ class Model:
             run.duration_s,
         )
         self.server.clients = self.clients
+        self.faults = FaultInjector(scenario.faults, self.kernel, self.server)
         self.traffic = Traffic(workload, streams, self.convs, until_s=run.duration_s)
+        self.attack = (
+            AttackTraffic(
+                workload.attack, streams, self.convs, workload.users, until_s=run.duration_s
+            )
+            if workload.attack.attackers
+            else None
+        )
         self._snapshots: dict[str, list[tuple[float, float]]] = {}
         self._series: list[dict[str, float]] = []
         self._window_integrals: dict[str, tuple[float, float]] = {}
@@ -85,6 +95,12 @@ class Model:
         for gw in range(count):
             balancer.connections[gw] += len(range(gw, len(online), count))
         balancer.skip(len(online))
+        if clients.token_ttl_s > 0.0:
+            # tokens of users already online were issued at random times before 0
+            rng = self.kernel.streams.generator("client.token_phase")
+            phases = rng.random(len(online)) * clients.token_ttl_s
+            for user, phase in zip(online.tolist(), phases.tolist(), strict=True):
+                clients.schedule_refresh(user, phase)
         if self.clients.transport is not TransportKind.WEBSOCKET:
             # polls of users already online start at random phases, not all at once
             rng = self.kernel.streams.generator("client.poll_phase")
@@ -94,10 +110,26 @@ class Model:
                 self.kernel.after(phase, self.clients.start_polling, user)
 
     def _toggle(self, user: int, online: bool) -> None:
+        attack = self.attack
+        if (
+            attack is not None
+            and attack.is_attacker[user]
+            and attack.start_s <= self.kernel.env.now < attack.end_s
+        ):
+            self.sessions.online[user] = 1  # attackers stay connected while they flood
+            return
         if online:
             self.clients.go_online(user)
         else:
             self.clients.go_offline(user)
+
+    def _attack_begins(self, _: None) -> None:
+        """The attackers' accounts come online, if they were not."""
+        assert self.attack is not None
+        for user in self.attack.active.tolist():
+            if not self.clients.state[user]:
+                self.sessions.online[user] = 1
+                self.clients.go_online(user)
 
     def _waiting_users(self) -> np.ndarray:
         """Offline users with something to receive (a conversation with an accepted
@@ -203,8 +235,15 @@ class Model:
         started = time.perf_counter()
         env = self.kernel.env
         self._connect_initial()
+        self.faults.start()
         env.process(self.sessions.process(env, self._toggle))
         self.traffic.start(self.kernel, self.sessions.online, self.clients.send)
+        if self.attack is not None:
+            self.kernel.after(self.attack.start_s, self._attack_begins, None)
+            payload = AttackTraffic.payload_sampler(
+                self.scenario.workload.payload_bytes, self.kernel.streams
+            )
+            self.attack.start(self.kernel, self.clients.send, payload)
         env.process(self._drain())
         env.process(self._sample())
         env.process(self._mark("from"))

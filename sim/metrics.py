@@ -120,7 +120,10 @@ class Recorder:
         self.store_lost = 0
         self.inbox_expired = 0
         self.sync_errors = 0
+        self.sync_timeouts = 0
         self.connect_failures = 0
+        self.blocked_sends = 0
+        self.token_refreshes = 0
         self.connections_lost = 0
 
     def _bin(self, t: float) -> int:

@@ -337,17 +337,29 @@ def compare_bars(
 
 
 def _fault_windows(faults: pd.DataFrame, end_s: float) -> list[tuple[float, float, str]]:
+    """Injected faults as windows; reactions (instants: ``until_s == at_s``) are left out."""
     windows: list[tuple[float, float, str]] = []
     for row in faults.itertuples(index=False):
         start = float(getattr(row, "at_s", math.nan))
         until = float(getattr(row, "until_s", math.nan))
-        if math.isnan(start):
+        if math.isnan(start) or until == start:
             continue
         if math.isnan(until):  # never recovered within the run
             until = max(end_s, start)
         label = f"{getattr(row, 'kind', 'fault')} {getattr(row, 'target', '')}".strip()
         windows.append((start, until, label))
     return windows
+
+
+def _fault_instants(faults: pd.DataFrame) -> list[tuple[float, str]]:
+    """What the systems did in reaction (an ejection, an election): instants."""
+    instants: list[tuple[float, str]] = []
+    for row in faults.itertuples(index=False):
+        start = float(getattr(row, "at_s", math.nan))
+        if math.isnan(start) or float(getattr(row, "until_s", math.nan)) != start:
+            continue
+        instants.append((start, str(getattr(row, "kind", "event"))))
+    return instants
 
 
 def _run_phases(meta: Mapping[str, object], end_s: float) -> list[tuple[float, float, str]]:
@@ -404,6 +416,7 @@ def timeline(
     step_s = float(np.median(np.diff(times))) if times.size > 1 else 0.0
     end_s = float(times.max()) + step_s if times.size else 0.0
     windows = _fault_windows(result.faults, end_s)
+    instants = _fault_instants(result.faults)
     phases = _run_phases(result.meta, end_s)
     for index, (axis, metric) in enumerate(zip(axes, metrics, strict=True)):
         for phase, (start, until, label) in enumerate(phases):
@@ -425,6 +438,17 @@ def timeline(
                 linewidth=0,
                 label=label if index == 0 else None,
             )
+        labelled: set[str] = set()
+        for at_s, kind in instants:
+            first = index == 0 and kind not in labelled
+            labelled.add(kind)
+            axis.axvline(
+                at_s,
+                color="0.35",
+                linestyle=":",
+                linewidth=1.0,
+                label=f"{kind} (reaction)" if first else None,
+            )
         if times.size:
             # each value covers its interval [t_s, t_s + interval): drawn as steps
             values = series[metric].to_numpy(float)
@@ -441,7 +465,7 @@ def timeline(
         axis.grid(True, alpha=0.3)
     axes[-1].set_xlabel("simulated time (s)")
     axes[0].set_title(f"{result.scenario_name} (seed {result.seed})")
-    if windows:
+    if windows or instants:
         axes[0].legend(loc="upper right", fontsize="small", title="faults")
     elif phases:
         axes[0].legend(loc="upper right", fontsize="small")

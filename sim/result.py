@@ -40,10 +40,22 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "requests",
     "empty_polls",
     "cost",
+    "out_of_order",
+    "write_errors",
+    "rate_limited",
+    "blocked_users",
+    "attack_sent",
+    "attack_delivered",
 )
-"""``cost`` is instance-seconds over the measurement window (gateway, service and
-store instances times ``duration_s - warmup_s``); ``bytes`` are application-layer
-bytes on the client link in that window."""
+"""``cost`` is instance-seconds over the measurement window (every instance and
+node of the architecture times ``duration_s - warmup_s``); ``bytes`` are
+application-layer bytes on the client link in that window. Latencies, counts and
+availability describe legitimate users: when the workload has an attack, the
+attackers' messages are counted apart (``attack_sent``, ``attack_delivered``).
+``out_of_order``: consecutive messages of one sender in one conversation shown in
+another order than they were sent; ``write_errors``: writes or publishes the
+store or broker refused or timed out; ``rate_limited``: sends refused by token
+buckets; ``blocked_users``: users the abuse detector blocked."""
 
 
 @dataclass(frozen=True)

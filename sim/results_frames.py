@@ -10,6 +10,7 @@ import pandas as pd
 from sim import __version__ as msgsim_version
 from sim import checker
 from sim.analysis import mser5_truncation
+from sim.faults import FAULT_COLUMNS, fault_rows
 from sim.metrics import PATH_NAMES, PATH_ONLINE, PATH_SYNC
 from sim.result import SUMMARY_COLUMNS, Result
 
@@ -44,7 +45,34 @@ def messages_frame(model: Model) -> pd.DataFrame:
             "payload_bytes": np.fromiter((m.payload_bytes for m in msgs), dtype=np.int64, count=n),
         }
     )
+    attack = model.attack
+    if attack is not None and n:
+        flags = np.frombuffer(bytes(attack.is_attacker), dtype=np.uint8).astype(bool)
+        frame["attacker"] = flags[frame["sender"].to_numpy()]
+    else:
+        frame["attacker"] = np.zeros(n, dtype=bool)
     return frame
+
+
+def out_of_order(messages: pd.DataFrame) -> int:
+    """Pairs of consecutive messages of one sender in one conversation whose seqs
+    (the order everyone displays) disagree with the order they were sent in.
+
+    The client's seq ordering hides nothing here: a broker that reorders (SQS
+    standard, competing RabbitMQ consumers) makes the conversation itself show a
+    sender's messages in another order than they were written.
+    """
+    stored = messages[messages["seq"].to_numpy() > 0]
+    if len(stored) < 2:
+        return 0
+    order = np.lexsort(
+        (stored["msg_id"].to_numpy(), stored["sender"].to_numpy(), stored["conv_id"].to_numpy())
+    )
+    conv = stored["conv_id"].to_numpy()[order]
+    sender = stored["sender"].to_numpy()[order]
+    seq = stored["seq"].to_numpy()[order]
+    same = (conv[1:] == conv[:-1]) & (sender[1:] == sender[:-1])
+    return int(np.count_nonzero(same & (seq[1:] < seq[:-1])))
 
 
 def deliveries_frame(model: Model, messages: pd.DataFrame) -> pd.DataFrame:
@@ -128,27 +156,79 @@ def timeseries_frame(model: Model, deliveries: pd.DataFrame) -> pd.DataFrame:
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
+def _counters(model: Model) -> dict[str, float]:
+    """Run-wide counters of the recorder and of every system (whole run)."""
+    rec = model.recorder
+    server = model.server
+    counters: dict[str, float] = {
+        name: float(getattr(rec, name))
+        for name in (
+            "write_errors",
+            "write_timeouts",
+            "broker_redeliveries",
+            "store_lost",
+            "inbox_expired",
+            "sync_errors",
+            "sync_timeouts",
+            "connect_failures",
+            "connections_lost",
+            "blocked_sends",
+            "token_refreshes",
+            "rate_limited",
+            "retries",
+            "lost_in_flight",
+        )
+    }
+    counters.update(server.store.counters())
+    if server.broker is not None:
+        counters.update(server.broker.counters())
+    if server.introspection is not None:
+        counters["introspection_hit_ratio"] = server.introspection.hit_ratio
+    counters["dropped_jobs"] = float(sum(s.dropped for s in server.stations))
+    return counters
+
+
 def build_result(model: Model, wall_s: float) -> Result:
     scenario = model.scenario
     run = scenario.run
     messages = messages_frame(model)
     deliveries = deliveries_frame(model, messages)
     sizes = model.convs.sizes()
-    outcome = checker.check(messages, deliveries, sizes)
+    if model.attack is not None:
+        # legitimate users' accounting: attackers are not recipients anyone waits for
+        # (a blocked attacker never displays anything again)
+        convs = model.convs
+        attacked = np.zeros(len(sizes), dtype=np.int64)
+        for user in model.attack.attackers.tolist():
+            np.add.at(
+                attacked, convs.user_convs[convs.user_ptr[user] : convs.user_ptr[user + 1]], 1
+            )
+        flags = np.frombuffer(bytes(model.attack.is_attacker), dtype=np.uint8).astype(bool)
+        shown = deliveries[~flags[deliveries["recipient"].to_numpy()]]
+        outcome = checker.check(messages, shown, sizes - attacked)
+    else:
+        outcome = checker.check(messages, deliveries, sizes)
     window_s = run.duration_s - run.warmup_s
-    in_window = (messages["send_time_s"] >= run.warmup_s) & (
+    in_window_all = (messages["send_time_s"] >= run.warmup_s) & (
         messages["send_time_s"] < run.duration_s
     )
+    attacker = messages["attacker"].to_numpy()
+    # the summary describes legitimate users; the attackers' traffic is counted apart
+    in_window = in_window_all & ~attacker
     per = outcome.per_message[in_window.to_numpy()]
     win_msgs = messages[in_window]
+    per_attack = outcome.per_message[(in_window_all & attacker).to_numpy()]
     # column arrays and masks, not filtered frames: a million-user run has ~10^7 rows
     path = deliveries["path"].cat.codes.to_numpy()
     sent_s = deliveries["send_time_s"].to_numpy()
     latency = deliveries["latency_s"].to_numpy()
-    online = latency[(path == PATH_ONLINE) & (sent_s >= run.warmup_s) & (sent_s < run.duration_s)]
+    legit = ~attacker[deliveries["msg_id"].to_numpy()] if attacker.any() else True
+    online = latency[
+        (path == PATH_ONLINE) & (sent_s >= run.warmup_s) & (sent_s < run.duration_s) & legit
+    ]
     reconnect_s = deliveries["display_time_s"].to_numpy() - latency
     sync = latency[
-        (path == PATH_SYNC) & (reconnect_s >= run.warmup_s) & (reconnect_s < run.duration_s)
+        (path == PATH_SYNC) & (reconnect_s >= run.warmup_s) & (reconnect_s < run.duration_s) & legit
     ]
     del reconnect_s
     acked = win_msgs[win_msgs["acked"]]
@@ -184,19 +264,16 @@ def build_result(model: Model, wall_s: float) -> Result:
         "requests": model.recorder.requests_measured,
         "empty_polls": model.recorder.empty_polls,
         "cost": instances * window_s,
+        "out_of_order": out_of_order(win_msgs),
+        "write_errors": model.recorder.write_errors,
+        "rate_limited": model.recorder.rate_limited,
+        "blocked_users": model.server.detector.blocked_users if model.server.detector else 0,
+        "attack_sent": len(per_attack),
+        "attack_delivered": int(per_attack["displayed"].sum()),
     }
     summary_frame = pd.DataFrame([summary], columns=list(SUMMARY_COLUMNS))
     faults = pd.DataFrame(
-        [
-            {
-                "at_s": f.at_s,
-                "until_s": f.at_s + f.duration_s,
-                "kind": f.kind.value,
-                "target": f.target,
-            }
-            for f in scenario.faults
-        ],
-        columns=["at_s", "until_s", "kind", "target"],
+        fault_rows(scenario.faults, model.faults, model.server), columns=list(FAULT_COLUMNS)
     )
     # MSER-5 on the sender's ack latency, message by message in send order: the
     # warm-up the data itself suggests, to compare with run.warmup_s
@@ -222,6 +299,7 @@ def build_result(model: Model, wall_s: float) -> Result:
             "duplicated": outcome.duplicated,
             "reordered": outcome.reordered,
         },
+        "counters": _counters(model),
         "push_notifications": model.recorder.push_notifications,
         "rate_limited": model.recorder.rate_limited,
         "retries": model.recorder.retries,

@@ -172,7 +172,7 @@ def test_a_bad_command_line_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 2
 
 
-def test_a_faults_section_is_refused_rather_than_silently_ignored(
+def test_a_fault_on_a_target_that_does_not_exist_names_it_and_what_exists(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     message = _cli_error(
@@ -181,7 +181,27 @@ def test_a_faults_section_is_refused_rather_than_silently_ignored(
             "run",
             "websocket_monolith",
             "--set",
-            "faults=[{at_s: 10, kind: crash, target: gateway.0, duration_s: 5}]",
+            "faults=[{at_s: 10, kind: crash, target: gateway.7, duration_s: 5}]",
         ],
     )
-    assert "faults" in message and "does not inject faults" in message
+    assert "faults.0.target" in message and "gateway.7" in message and "instances 0.." in message
+
+
+def test_a_broker_fault_without_a_broker_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    message = _cli_error(
+        capsys,
+        [
+            "run",
+            "websocket_monolith",
+            "--set",
+            "faults=[{at_s: 10, kind: crash, target: broker.0, duration_s: 5}]",
+        ],
+    )
+    assert "faults.0.target" in message and "no broker" in message
+
+
+def test_ack_after_broker_needs_a_broker(capsys: pytest.CaptureFixture[str]) -> None:
+    message = _cli_error(
+        capsys, ["run", "websocket_monolith", "--set", "architecture.ack_after=broker"]
+    )
+    assert "ack_after" in message and "broker.kind" in message

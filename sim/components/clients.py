@@ -63,9 +63,13 @@ class Clients:
         self.cursor = array("i", [0]) * len(convs.user_convs)
         self.held: dict[int, dict[int, tuple[Message, int]]] = {}
         self.syncing: set[int] = set()
+        #: when the sync now awaited for a slot was requested
+        self.sync_sent_s: dict[int, float] = {}
         self.outbox: dict[int, list[Message]] = {}
         res = arch.resilience
         self.timeout_s = res.timeout_s
+        #: access tokens are renewed this often while connected (0: no authorization server)
+        self.token_ttl_s = arch.auth.token_ttl_s if server.auth_server is not None else 0.0
         self.connect_timeout_s = res.connect_timeout_s
         self.reconnect = res.reconnect
         #: consecutive failed connection attempts of users reconnecting
@@ -126,6 +130,20 @@ class Clients:
             self.after(delay, self.server.open_session, ctx)
         if now + self.connect_timeout_s < self.horizon_s:
             self.after(self.connect_timeout_s, self._connect_timed_out, (user, self.epoch[user]))
+
+    def schedule_refresh(self, user: int, delay_s: float) -> None:
+        """Renew the access token after ``delay_s``, then every ``token_ttl_s``, while the
+        same connection lasts."""
+        if self.env.now + delay_s < self.horizon_s:
+            self.after(delay_s, self._refresh, (user, self.epoch[user]))
+
+    def _refresh(self, ctx: tuple[int, int]) -> None:
+        user, epoch = ctx
+        if self.epoch[user] != epoch or self.state[user] != CONNECTED:
+            return
+        self.rec.wire(self.env.now, self._frame_bytes(self.costs.control_bytes)[0], True)
+        self.server.refresh_token(user)
+        self.schedule_refresh(user, self.token_ttl_s)
 
     def _connect_timed_out(self, ctx: tuple[int, int]) -> None:
         user, epoch = ctx
@@ -191,6 +209,8 @@ class Clients:
         self.gateway[user] = gw
         if self.reconnects:
             self.reconnects.pop(user, None)
+        if self.token_ttl_s > 0.0:
+            self.schedule_refresh(user, self.token_ttl_s)
         slots = self.convs.slots_of(user)
         if len(slots):
             self._request_sync(user, list(slots), PATH_SYNC, self.online_since[user])
@@ -360,8 +380,10 @@ class Clients:
             return
         now = self.env.now
         self.rec.wire(now, self.control_down + sum(m.down_bytes for m, _ in batch))
+        sent = self.sync_sent_s
         for slot in requested:
             self.syncing.discard(slot)
+            sent.pop(slot, None)
         self._receive(user, batch, path, ref_s, True)
         if more:
             self._request_sync(user, list(self.convs.slots_of(user)), path, ref_s)
@@ -434,11 +456,29 @@ class Clients:
     def _request_sync(self, user: int, slots: list[int], path: int, ref_s: float) -> None:
         if not slots:
             return
+        now = self.env.now
+        sent = self.sync_sent_s
         for slot in slots:
             self.syncing.add(slot)
+            sent[slot] = now
         cursors = [(slot, self.cursor[slot]) for slot in slots]
-        self._frame_up(self.env.now, self.costs.control_bytes + 8 * len(slots))
-        self._uplink(self.server.receive_sync, (user, self.epoch[user], cursors, path, ref_s))
+        self._frame_up(now, self.costs.control_bytes + 8 * len(slots))
+        epoch = self.epoch[user]
+        self._uplink(self.server.receive_sync, (user, epoch, cursors, path, ref_s))
+        if now + self.timeout_s < self.horizon_s:
+            self.after(self.timeout_s, self._sync_timed_out, (user, epoch, slots, path, ref_s, now))
+
+    def _sync_timed_out(self, ctx: tuple[int, int, list[int], int, float, float]) -> None:
+        """No reply to a sync (its request or reply was lost in a crash): ask again."""
+        user, epoch, slots, path, ref_s, sent_s = ctx
+        if self.epoch[user] != epoch or self.state[user] != CONNECTED:
+            return
+        again = [s for s in slots if s in self.syncing and self.sync_sent_s.get(s) == sent_s]
+        if again:
+            self.rec.sync_timeouts += 1
+            for slot in again:
+                self.syncing.discard(slot)
+            self._request_sync(user, again, path, ref_s)
 
     # ------------------------------------------------------------ polling
 
