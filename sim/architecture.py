@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sim.components.balancer import Balancer
 from sim.components.costs import Costs
+from sim.components.inbox import Inbox
 from sim.components.security import (
     AuthServer,
     Detector,
@@ -31,7 +32,7 @@ from sim.components.security import (
 from sim.components.station import Station
 from sim.components.systems import build_broker, build_store
 from sim.kernel import Kernel
-from sim.metrics import PATH_ONLINE, Message, Recorder
+from sim.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
 from sim.scenario import (
     AckAfter,
     AuthKind,
@@ -158,6 +159,7 @@ class Server:
         elif self.auth_stations:
             self.auth_server = AuthServer(auth, kernel, self.auth_stations, hop)
         self.token_clock = TokenClock(auth.token_ttl_s)
+        self.inbox = Inbox(scenario, kernel, hop)
         #: HTTP requests each carry the token: introspected one by one (WebSocket: at connect)
         self.http_auth = (
             self.introspection is not None and self.transport is not TransportKind.WEBSOCKET
@@ -524,6 +526,7 @@ class Server:
         members, slots = self.convs.members_and_slots(msg.conv)
         sender = msg.sender
         transport = self.transport
+        inbox_copies = self.inbox.separate
         # service and gateway are one process (monolith) or a zero-delay hop apart
         direct = self.costs.monolith or self._hop_s == 0.0
         for user, slot in zip(members, slots, strict=True):
@@ -533,6 +536,8 @@ class Server:
             if gw < 0:
                 if self.push_notifications:
                     self.rec.push_notifications += 1
+                if inbox_copies:
+                    self.inbox.put()
                 continue
             if transport is TransportKind.WEBSOCKET:
                 push = (msg, user, slot, gw, self.presence_epoch[user])
@@ -664,10 +669,22 @@ class Server:
         self._service_step(self._sync_read, ctx, ctx[0])
 
     def _sync_read(self, ctx: Any) -> None:
-        if self.costs.store_read_instant:
+        if self.inbox.separate and ctx[3] == PATH_SYNC:
+            # a reconnecting user drains its inbox queue or topic, not the store
+            self.after(self.inbox.read_s(self._waiting(ctx[2])), self._sync_read_done, ctx)
+        elif self.costs.store_read_instant:
             self._sync_answer(ctx)
         else:
             self._hop(self._sync_at_store, ctx)
+
+    def _waiting(self, cursors: list[tuple[int, int]]) -> int:
+        user_convs = self.convs.user_convs
+        waiting = 0
+        for slot, cursor in cursors:
+            log = self.log.get(int(user_convs[slot]))
+            if log is not None and len(log) > cursor:
+                waiting += len(log) - cursor
+        return waiting
 
     def _sync_at_store(self, ctx: Any) -> None:
         self.store.read(ctx[0], self._sync_read_done, self._sync_read_failed, ctx)

@@ -180,6 +180,7 @@ def _counters(model: Model) -> dict[str, float]:
         )
     }
     counters.update(server.store.counters())
+    counters.update(server.inbox.counters())
     if server.broker is not None:
         counters.update(server.broker.counters())
     if server.introspection is not None:

@@ -273,7 +273,7 @@ class Broker(_Section):
         default=0.001, ge=0, lt=1, description="sqs standard: a receive returns a second copy"
     )
     api_s: Distribution = Field(
-        default=lognormal(0.01, 0.5), description="sqs, sqs_fifo: latency of one API call"
+        default=lognormal(0.02, 0.5), description="sqs, sqs_fifo: latency of one API call"
     )
     fifo_ops_per_s: float = Field(
         default=300.0, gt=0, description="sqs_fifo: API calls per second per action"
@@ -445,8 +445,10 @@ class Conversations(_Section):
 
 
 class Attack(_Section):
-    """A flood: ``attackers`` extra users, always online, each sending ``rate_per_s``
-    messages a second into their conversations from ``start_s`` for ``duration_s``."""
+    """A flood: ``attackers`` existing accounts (compromised), connected throughout the
+    attack, each sending ``rate_per_s`` messages a second into its own conversations
+    from ``start_s`` for ``duration_s``. The summary describes legitimate users and
+    counts the attackers' messages apart."""
 
     attackers: int = Field(default=0, ge=0)
     rate_per_s: float = Field(default=50.0, gt=0)

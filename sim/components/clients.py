@@ -248,6 +248,16 @@ class Clients:
         )
         self.next_msg_id += 1
         self.rec.messages.append(msg)
+        if self.costs.e2e:
+            # the client seals the message before it can leave: once with a sender key,
+            # once per recipient with pairwise sessions
+            copies = self.convs.size(self.convs.slot_conv[slot]) - 1 if self.costs.pairwise else 1
+            self.after(self.costs.e2e_seal_s * copies, self._sealed, msg)
+            return
+        self._sealed(msg)
+
+    def _sealed(self, msg: Message) -> None:
+        user = msg.sender
         if self.state[user] == CONNECTED:
             self._transmit(msg)
         else:

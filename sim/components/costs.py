@@ -65,6 +65,8 @@ class Costs:
         )
         # every HTTP request carries its bearer token; a WebSocket is verified once, at the upgrade
         per_request_auth_s = jwt_s if self.http else 0.0
+        #: a TLS record is sealed or opened (AES-GCM) for every frame through a gateway
+        tls_record_s = cal.aead_s if self.tls else 0.0
 
         gw, svc = arch.gateway, arch.service
         default_request = lognormal(cal.server_frame_s, 1.0)
@@ -82,8 +84,8 @@ class Costs:
             control = gw.push_time_s.sampler(streams.generator("gateway.control_time"))
             self.control_instant = gw.push_time_s.is_zero
         else:
-            inbound = _plus(gw_base, codec.decode_s + per_request_auth_s)
-            control = _plus(gw_base, codec.decode_s)
+            inbound = _plus(gw_base, codec.decode_s + per_request_auth_s + tls_record_s)
+            control = _plus(gw_base, codec.decode_s + tls_record_s)
             self.gateway_instant = False
             self.control_instant = False
         if self.monolith:
@@ -98,7 +100,7 @@ class Costs:
             self.outbound = gw.push_time_s.sampler(streams.generator("gateway.push_time"))
             self.push_instant = gw.push_time_s.is_zero
         else:
-            self.outbound = _plus(gw_base, codec.encode_s)
+            self.outbound = _plus(gw_base, codec.encode_s + tls_record_s)
             self.push_instant = False
         connect_s = (cal.tls_handshake_s if self.tls else 0.0) + (0.0 if self.http else jwt_s)
         self.connect = _plus(gw_base, connect_s)
@@ -126,6 +128,8 @@ class Costs:
         #: pairwise end-to-end encryption uploads one ciphertext per recipient
         self.pairwise = e2e and arch.encryption.group_scheme is GroupScheme.PAIRWISE
         self.aead_overhead = cal.aead_overhead_bytes if e2e else 0
+        #: client CPU to seal one end-to-end ciphertext (one per recipient when pairwise)
+        self.e2e_seal_s = cal.aead_s if e2e else 0.0
         self.payload_factor = codec.payload_factor if e2e else 1.0
         self.connect_rtts = HTTP_CONNECT_RTTS if self.http else WEBSOCKET_CONNECT_RTTS
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from sim.components.durable import BrokerModel, SingleStore, StoreModel
+from sim.components.rabbitmq import RabbitMqBroker
+from sim.components.sqs import SqsQueue
 from sim.components.station import Station
 from sim.kernel import Kernel
 from sim.scenario import BrokerKind, Scenario, StoreKind
@@ -37,6 +39,10 @@ def build_broker(
     spec = scenario.architecture.broker
     if spec.kind is BrokerKind.NONE:
         return None
+    if spec.kind is BrokerKind.RABBITMQ:
+        return RabbitMqBroker(spec, kernel, hop, measure_from_s, consumers)
+    if spec.kind in (BrokerKind.SQS, BrokerKind.SQS_FIFO):
+        return SqsQueue(spec, kernel, hop, measure_from_s, consumers)
     raise ValueError(f"architecture.broker.kind: {spec.kind.value!r} is not built yet")
 
 
