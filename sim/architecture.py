@@ -74,7 +74,7 @@ class Server:
         self.clients: Clients  # wired by sim.engine
         #: one-way internal delay when it is a constant, else -1 (sampled per hop)
         self._hop_s = costs.internal_oneway_s if costs.internal_oneway_s is not None else -1.0
-        measure_from = scenario.run.warmup_s
+        measure_from = scenario.run.warmup_s or 0.0
         gw_name = "app" if costs.monolith else "gateway"
         self.gateways = [
             Station(kernel, gw_name, i, arch.gateway.workers, measure_from)

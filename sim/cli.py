@@ -114,11 +114,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(_table(result.summary))
     if not result.meta["settled"]:
         print(UNSETTLED, file=sys.stderr)
-    if result.meta["mser5_warmup_s"] > scenario.run.warmup_s:
+    given = scenario.run.warmup_s
+    if given is None:
+        print(
+            f"msgsim: warm-up detected by MSER-5 on the ack latencies: statistics from "
+            f"{result.meta['warmup_s']:g} s (set run.warmup_s to choose it)",
+            file=sys.stderr,
+        )
+    elif result.meta["mser5_warmup_s"] > given:
         print(
             f"msgsim: note: MSER-5 on the ack latencies suggests a warm-up of "
             f"{result.meta['mser5_warmup_s']:.0f} s, longer than run.warmup_s = "
-            f"{scenario.run.warmup_s:g} s",
+            f"{given:g} s",
             file=sys.stderr,
         )
     out = Path(args.out)

@@ -49,7 +49,13 @@ class Model:
         self.convs = build_conversations(workload, streams.generator("workload.conversations"))
         self.sessions = Sessions(workload, streams, until_s=run.duration_s)
         self.horizon_s = run.duration_s + run.drain_s
-        self.recorder = Recorder(run.interval_s, self.horizon_s, run.warmup_s, run.duration_s)
+        #: statistics start here during the run: the given warm-up, or 0 when MSER-5
+        #: will detect it afterwards (sim.results_frames then cuts at the detected point)
+        self.warmup_given = run.warmup_s is not None
+        self.measure_from_s = run.warmup_s if run.warmup_s is not None else 0.0
+        self.recorder = Recorder(
+            run.interval_s, self.horizon_s, self.measure_from_s, run.duration_s
+        )
         self.costs = Costs(scenario, streams, load_calibration())
         self.server = Server(scenario, self.kernel, self.recorder, self.convs, self.costs)
         self.clients = Clients(
@@ -74,6 +80,7 @@ class Model:
         self._snapshots: dict[str, list[tuple[float, float]]] = {}
         self._series: list[dict[str, float]] = []
         self._window_integrals: dict[str, tuple[float, float]] = {}
+        self._integral_history: dict[int, dict[str, tuple[float, float]]] = {}
 
     def _connect_initial(self) -> None:
         """Users online at time 0 hold an established session already.
@@ -181,6 +188,11 @@ class Model:
         while True:
             yield env.timeout(interval)
             now = env.now
+            if not self.warmup_given and now <= self.scenario.run.duration_s:
+                # kept so that a warm-up detected afterwards can cut at any interval boundary
+                self._integral_history[len(self._series) + 1] = {
+                    s.name: s.integrals(now) for s in self.server.stations
+                }
             row: dict[str, float] = {
                 "t_s": now - interval,
                 "online_users": self.sessions.online_count,
@@ -210,7 +222,7 @@ class Model:
 
     def _mark(self, label: str) -> Generator[Any, Any, None]:
         env = self.kernel.env
-        at = self.scenario.run.warmup_s if label == "from" else self.scenario.run.duration_s
+        at = self.measure_from_s if label == "from" else self.scenario.run.duration_s
         yield env.timeout(at)
         for s in self.server.stations:
             self._window_integrals[f"{s.name}:{label}"] = s.integrals(env.now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -102,11 +103,18 @@ def deliveries_frame(model: Model, messages: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def stations_frame(model: Model) -> pd.DataFrame:
-    window = model.scenario.run.duration_s - model.scenario.run.warmup_s
+def stations_frame(model: Model, warmup_s: float) -> pd.DataFrame:
+    """Per instance: utilisation and queue length over ``[warmup_s, duration_s)``; job
+    counts and waits from the warm-up given (from 0 when the warm-up was detected)."""
+    window = model.scenario.run.duration_s - warmup_s
+    interval = model.scenario.run.interval_s
+    history = model._integral_history.get(round(warmup_s / interval))
     rows = []
     for s in model.server.stations:
-        b0, q0 = model._window_integrals.get(f"{s.name}:from", (0.0, 0.0))
+        if history is not None:
+            b0, q0 = history[s.name]
+        else:
+            b0, q0 = model._window_integrals.get(f"{s.name}:from", (0.0, 0.0))
         b1, q1 = model._window_integrals.get(f"{s.name}:to", s.integrals(model.kernel.now))
         rows.append(
             {
@@ -189,6 +197,24 @@ def _counters(model: Model) -> dict[str, float]:
     return counters
 
 
+def _settled(model: Model) -> bool:
+    """Did the drain let the system settle? Nobody is still waiting offline for a
+    message, no write is in progress, and no message was accepted or displayed in
+    the last quarter of the drain (polls and token refreshes may go on: they carry
+    nothing). Otherwise "lost" includes a backlog that more time would clear."""
+    run = model.scenario.run
+    rec = model.recorder
+    quiet_from = run.duration_s + run.drain_s * 0.75
+    if len(model._waiting_users()):
+        return False
+    if any(m.writing for m in rec.messages):
+        return False
+    if len(rec.d_time) and rec.d_time[-1] >= quiet_from:  # displays come in time order
+        return False
+    first = int(quiet_from / run.interval_s)
+    return not any(rec.accepted_bins[first:])
+
+
 def build_result(model: Model, wall_s: float) -> Result:
     scenario = model.scenario
     run = scenario.run
@@ -209,8 +235,28 @@ def build_result(model: Model, wall_s: float) -> Result:
         outcome = checker.check(messages, shown, sizes - attacked)
     else:
         outcome = checker.check(messages, deliveries, sizes)
-    window_s = run.duration_s - run.warmup_s
-    in_window_all = (messages["send_time_s"] >= run.warmup_s) & (
+    # MSER-5 on the sender's ack latency, message by message in send order: the
+    # warm-up the data itself suggests; applied when run.warmup_s is not given
+    before_end = messages[(messages["send_time_s"] < run.duration_s) & messages["acked"]]
+    ack_series = (before_end["ack_time_s"] - before_end["send_time_s"]).to_numpy()
+    cut = mser5_truncation(ack_series) if len(ack_series) >= 10 else 0
+    mser5_warmup_s = float(before_end["send_time_s"].iloc[cut]) if cut else 0.0
+    if run.warmup_s is not None:
+        warmup_s = run.warmup_s
+    else:
+        # cut at the next interval boundary, so interval counters split exactly
+        bins = math.ceil(mser5_warmup_s / run.interval_s - 1e-9)
+        warmup_s = min(bins * run.interval_s, run.duration_s / 2)
+    window_s = run.duration_s - warmup_s
+    rec = model.recorder
+    if model.warmup_given:
+        link_bytes, link_requests = rec.bytes_measured, rec.requests_measured
+    else:  # interval counters from the detected warm-up (a bin boundary) to the end
+        first = round(warmup_s / run.interval_s)
+        last = math.ceil(run.duration_s / run.interval_s - 1e-9)
+        link_bytes = float(sum(rec.bytes_bins[first:last]))
+        link_requests = int(sum(rec.request_bins[first:last]))
+    in_window_all = (messages["send_time_s"] >= warmup_s) & (
         messages["send_time_s"] < run.duration_s
     )
     attacker = messages["attacker"].to_numpy()
@@ -225,11 +271,11 @@ def build_result(model: Model, wall_s: float) -> Result:
     latency = deliveries["latency_s"].to_numpy()
     legit = ~attacker[deliveries["msg_id"].to_numpy()] if attacker.any() else True
     online = latency[
-        (path == PATH_ONLINE) & (sent_s >= run.warmup_s) & (sent_s < run.duration_s) & legit
+        (path == PATH_ONLINE) & (sent_s >= warmup_s) & (sent_s < run.duration_s) & legit
     ]
     reconnect_s = deliveries["display_time_s"].to_numpy() - latency
     sync = latency[
-        (path == PATH_SYNC) & (reconnect_s >= run.warmup_s) & (reconnect_s < run.duration_s) & legit
+        (path == PATH_SYNC) & (reconnect_s >= warmup_s) & (reconnect_s < run.duration_s) & legit
     ]
     del reconnect_s
     acked = win_msgs[win_msgs["acked"]]
@@ -260,9 +306,9 @@ def build_result(model: Model, wall_s: float) -> Result:
         "reordered": int(per["reordered"].sum()),
         "redelivered": model.recorder.redelivered,
         "availability": float(per["acked"].sum()) / sent if sent else float("nan"),
-        "bytes": model.recorder.bytes_measured,
-        "bytes_per_s": model.recorder.bytes_measured / window_s,
-        "requests": model.recorder.requests_measured,
+        "bytes": link_bytes,
+        "bytes_per_s": link_bytes / window_s,
+        "requests": link_requests,
         "empty_polls": model.recorder.empty_polls,
         "cost": instances * window_s,
         "out_of_order": out_of_order(win_msgs),
@@ -276,17 +322,12 @@ def build_result(model: Model, wall_s: float) -> Result:
     faults = pd.DataFrame(
         fault_rows(scenario.faults, model.faults, model.server), columns=list(FAULT_COLUMNS)
     )
-    # MSER-5 on the sender's ack latency, message by message in send order: the
-    # warm-up the data itself suggests, to compare with run.warmup_s
-    before_end = messages[(messages["send_time_s"] < run.duration_s) & messages["acked"]]
-    ack_series = (before_end["ack_time_s"] - before_end["send_time_s"]).to_numpy()
-    cut = mser5_truncation(ack_series) if len(ack_series) >= 10 else 0
-    mser5_warmup_s = float(before_end["send_time_s"].iloc[cut]) if cut else 0.0
     meta = {
         "msgsim_version": msgsim_version,
         "wall_s": wall_s,
         "simulated_s": model.horizon_s,
-        "warmup_s": run.warmup_s,
+        "warmup_s": warmup_s,
+        "warmup_detected": run.warmup_s is None,
         "mser5_warmup_s": mser5_warmup_s,
         "duration_s": run.duration_s,
         "events": model.kernel.events_scheduled,
@@ -306,10 +347,7 @@ def build_result(model: Model, wall_s: float) -> Result:
         "retries": model.recorder.retries,
         "lost_in_flight": model.recorder.lost_in_flight,
         "conversations": model.convs.count,
-        # the drain let the system settle: no request still queued, nobody still
-        # waiting offline for a message; otherwise "lost" includes the backlog
-        "settled": not any(s.outstanding for s in model.server.stations)
-        and len(model._waiting_users()) == 0,
+        "settled": _settled(model),
     }
     return Result(
         scenario_name=scenario.name,
@@ -319,6 +357,6 @@ def build_result(model: Model, wall_s: float) -> Result:
         messages=messages,
         timeseries=timeseries_frame(model, deliveries),
         faults=faults,
-        stations=stations_frame(model),
+        stations=stations_frame(model, warmup_s),
         meta=meta,
     )

@@ -337,8 +337,11 @@ class Store(_Section):
 
     @model_validator(mode="after")
     def _nodes_fit(self) -> Store:
-        if self.kind is StoreKind.SINGLE and self.nodes != 1:
-            raise ValueError(f"store.nodes must be 1 for kind single, got {self.nodes}")
+        if self.kind in (StoreKind.SINGLE, StoreKind.DYNAMODB) and self.nodes != 1:
+            raise ValueError(
+                f"store.nodes must be 1 for kind {self.kind.value} (DynamoDB is one managed "
+                f"endpoint; set store.partitions instead), got {self.nodes}"
+            )
         if self.kind is StoreKind.CASSANDRA and self.replication_factor > self.nodes:
             raise ValueError(
                 f"store.replication_factor ({self.replication_factor}) must be <= "
@@ -489,7 +492,11 @@ class Fault(_Section):
 
 class Run(_Section):
     duration_s: float = Field(default=600.0, gt=0, description="workload sends until then")
-    warmup_s: float = Field(default=60.0, ge=0, description="excluded from statistics")
+    warmup_s: float | None = Field(
+        default=None,
+        ge=0,
+        description="excluded from statistics; default: detected from the run by MSER-5",
+    )
     drain_s: float = Field(
         default=120.0, ge=0, description="after duration_s: everyone online, system settles"
     )
@@ -498,7 +505,7 @@ class Run(_Section):
 
     @model_validator(mode="after")
     def _warmup_inside(self) -> Run:
-        if self.warmup_s >= self.duration_s:
+        if self.warmup_s is not None and self.warmup_s >= self.duration_s:
             raise ValueError(
                 f"run.warmup_s must be < run.duration_s, got warmup_s={self.warmup_s}, "
                 f"duration_s={self.duration_s}"

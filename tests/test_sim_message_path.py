@@ -261,3 +261,35 @@ def test_the_run_reports_the_warm_up_mser5_suggests() -> None:
     res = simulate(small(transport={"kind": "websocket"}), seed=2, progress=False)
     suggested = res.meta["mser5_warmup_s"]
     assert 0.0 <= suggested <= res.meta["duration_s"] / 2
+
+
+def test_without_a_given_warm_up_mser5_is_applied_at_an_interval_boundary() -> None:
+    sc = small(transport={"kind": "websocket"})
+    detected = sc.model_copy(update={"run": sc.run.model_copy(update={"warmup_s": None})})
+    res = simulate(detected, seed=2, progress=False)
+    meta = res.meta
+    assert meta["warmup_detected"] and meta["warmup_s"] % sc.run.interval_s == 0
+    assert meta["mser5_warmup_s"] <= meta["warmup_s"] < meta["mser5_warmup_s"] + sc.run.interval_s
+    # the window starts there: the same messages as a run given that warm-up explicitly
+    given = sc.model_copy(update={"run": sc.run.model_copy(update={"warmup_s": meta["warmup_s"]})})
+    same = simulate(given, seed=2, progress=False)
+    assert not same.meta["warmup_detected"]
+    for column in ("sent", "acked", "delivered", "latency_p99", "bytes", "requests"):
+        assert res.summary.iloc[0][column] == same.summary.iloc[0][column], column
+    pd_util = res.stations["utilisation"].to_numpy()
+    assert abs(pd_util - same.stations["utilisation"].to_numpy()).max() < 1e-9
+
+
+def test_a_system_started_empty_under_load_gets_a_longer_detected_warm_up() -> None:
+    """Queues that start empty fill up: MSER-5 cuts the transient it sees."""
+    raw_load = small(
+        overrides={
+            "architecture.store.workers": 1,
+            "architecture.store.write_s": {"dist": "exponential", "mean": 0.012},
+            "workload.messages_per_user_per_hour": 240,
+            "run.warmup_s": None,
+        }
+    )
+    res = simulate(raw_load, seed=3, progress=False)
+    assert res.meta["warmup_detected"]
+    assert 0 < res.meta["warmup_s"] <= res.meta["duration_s"] / 2

@@ -14,7 +14,9 @@ of ``append_s`` on the leader's station.
 
 * ``acks=0``: ``ok`` at once, before the leader has the record; a record that
   was in a crashed leader's queue, or that the new leader lacks (truncation),
-  is gone.
+  is gone. One published while the partition has no live leader waits in the
+  producer's accumulator until a leader is elected (gone if that takes longer
+  than the delivery timeout).
 * ``acks=1``: ``ok`` when the leader has appended it.
 * ``acks=all``: refused (NotEnoughReplicas) while the ISR is smaller than
   ``min_insync_replicas``; ``ok`` when every ISR member has the record (the
@@ -43,8 +45,10 @@ the partition stays offline until one returns). The new leader's log is the
 truth: records the old leader had beyond it are truncated, as are the
 followers' logs. Independently, a leader drops from its ISR a follower that
 has not caught up for ``replica.lag.time.max.ms`` (checked every half of it).
-A recovered node truncates to its leader's log, fetches what it missed and
-rejoins the ISR once it reaches the HW. Every five minutes the controller
+A crash is a broker process crash: the node's log survives it (the page
+cache is not lost), its queued and running work does not. A recovered node
+truncates to its leader's log, fetches what it missed and rejoins the ISR
+once it reaches the HW. Every five minutes the controller
 moves leadership back to preferred leaders that are in sync
 (``auto.leader.rebalance.enable``).
 
@@ -571,9 +575,8 @@ class KafkaBroker(BrokerModel):
             if len(isr) < len(self.replicas[p]):
                 self._advance_hw(p)
         if shrunk:
-            self.event(
-                f"kafka: ISR shrink (replica lag > {REPLICA_LAG_TIME_MAX_S:g} s): {' '.join(shrunk)}"
-            )
+            lag = f"replica lag > {REPLICA_LAG_TIME_MAX_S:g} s"
+            self.event(f"kafka: ISR shrink ({lag}): {' '.join(shrunk)}")
         self.after(ISR_CHECK_INTERVAL_S, self._isr_check, None)
 
     # ------------------------------------------------------------ leadership

@@ -500,10 +500,16 @@ class MongoDbStore(StoreModel):
     """A MongoDB replica set: one primary, secondaries applying its oplog, elections.
 
     * Writes and reads go to the primary (readPreference ``primary``). A write
-      takes ``write_s`` on the primary and enters its oplog; each secondary
-      applies it (hop + ``write_s`` on the secondary) and reports its position
-      back (hop). ``w1``: ``ok`` when the primary wrote it; ``majority``: when
-      a majority of members (the primary included) have it.
+      takes ``write_s`` on the primary and enters its oplog. Each secondary
+      pulls the oplog (the oplog fetcher's awaitData getMore): a getMore
+      waiting at the primary is answered at once with the entries it lacks; the
+      batch travels a hop, enters the secondary's oplog, is applied there
+      (``write_s`` per entry) and the next getMore travels a hop back. Entries
+      written while a getMore is on its way wait at the primary: that round
+      trip is the window of ``w1`` writes a crash rolls back. Applied
+      positions go back to the primary (a hop). ``w1``: ``ok`` when the
+      primary wrote the entry; ``majority``: when a majority of members (the
+      primary included) applied it.
     * Primary crash: no primary until the secondaries notice
       (``election_timeout_s``) and elect one (``election_s``, a few hundred
       ms). Operations meanwhile wait for a primary (server selection) and

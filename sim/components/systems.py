@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from sim.components.durable import BrokerModel, SingleStore, StoreModel
+from sim.components.kafka import KafkaBroker
 from sim.components.rabbitmq import RabbitMqBroker
 from sim.components.sqs import SqsQueue
 from sim.components.station import Station
+from sim.components.stores import CassandraStore, DynamoDbStore, MongoDbStore
 from sim.kernel import Kernel
 from sim.scenario import BrokerKind, Scenario, StoreKind
 
@@ -21,12 +23,16 @@ def build_store(
     scenario: Scenario, kernel: Kernel, hop: Callable[[], float], measure_from_s: float
 ) -> StoreModel:
     spec = scenario.architecture.store
-    streams = kernel.streams
-    write_s = spec.write_s.sampler(streams.generator("store.write"))
-    read_s = spec.read_s.sampler(streams.generator("store.read"))
     if spec.kind is StoreKind.SINGLE:
+        streams = kernel.streams
+        write_s = spec.write_s.sampler(streams.generator("store.write"))
+        read_s = spec.read_s.sampler(streams.generator("store.read"))
         return SingleStore(kernel, spec.workers, measure_from_s, hop, write_s, read_s)
-    raise ValueError(f"architecture.store.kind: {spec.kind.value!r} is not built yet")
+    if spec.kind is StoreKind.CASSANDRA:
+        return CassandraStore(spec, kernel, hop, measure_from_s)
+    if spec.kind is StoreKind.DYNAMODB:
+        return DynamoDbStore(spec, kernel, hop, measure_from_s)
+    return MongoDbStore(spec, kernel, hop, measure_from_s)
 
 
 def build_broker(
@@ -39,11 +45,11 @@ def build_broker(
     spec = scenario.architecture.broker
     if spec.kind is BrokerKind.NONE:
         return None
+    if spec.kind is BrokerKind.KAFKA:
+        return KafkaBroker(spec, kernel, hop, measure_from_s, consumers)
     if spec.kind is BrokerKind.RABBITMQ:
         return RabbitMqBroker(spec, kernel, hop, measure_from_s, consumers)
-    if spec.kind in (BrokerKind.SQS, BrokerKind.SQS_FIFO):
-        return SqsQueue(spec, kernel, hop, measure_from_s, consumers)
-    raise ValueError(f"architecture.broker.kind: {spec.kind.value!r} is not built yet")
+    return SqsQueue(spec, kernel, hop, measure_from_s, consumers)
 
 
 __all__ = ["build_broker", "build_store"]
