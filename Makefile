@@ -1,5 +1,5 @@
 # msgsim: two commands on a fresh machine (Python 3.11, pip, make):
-#   make demo   set up .venv, compare the four foundation presets, write out/report.html
+#   make demo   set up .venv, compare the architecture presets, write out/report.html
 #   make test   set up .venv with the test tools, run lint, types and every test
 PYTHON ?= python3
 VENV   := .venv
@@ -7,12 +7,14 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 OUT    ?= out
 
-DEMO_MODELS := http_polling_monolith long_polling_monolith websocket_monolith websocket_microservices
+DEMO_MODELS := http_polling_monolith long_polling_monolith websocket_monolith websocket_microservices \
+               websocket_kafka_cassandra websocket_rabbitmq_mongodb websocket_sqs_dynamodb \
+               secure_e2e_oauth_ratelimit ha_multi_zone
 
 .PHONY: demo test lint typecheck pytest lab bench validate clean help
 
 help:
-	@echo "make demo      compare the four foundation architectures -> $(OUT)/report.html"
+	@echo "make demo      compare the architecture presets -> $(OUT)/report.html"
 	@echo "make test      lint, type-check and run every test"
 	@echo "make lab       open JupyterLab on notebooks/"
 	@echo "make bench     run the benchmarks (ratios against baselines measured in the same run)"

@@ -185,7 +185,15 @@ class Model:
         env = self.kernel.env
         interval = self.scenario.run.interval_s
         previous = {s.name: s.integrals(0.0) for s in self.server.stations}
+        broker = self.server.broker
         while True:
+            # counts are taken when the interval starts (rates cover the whole interval)
+            snapshot: dict[str, float] = {
+                "online_users": self.sessions.online_count,
+                "connected_users": self.clients.state.count(CONNECTED),
+            }
+            if broker is not None:
+                snapshot["broker_backlog"] = broker.backlog()
             yield env.timeout(interval)
             now = env.now
             if not self.warmup_given and now <= self.scenario.run.duration_s:
@@ -193,10 +201,7 @@ class Model:
                 self._integral_history[len(self._series) + 1] = {
                     s.name: s.integrals(now) for s in self.server.stations
                 }
-            row: dict[str, float] = {
-                "t_s": now - interval,
-                "online_users": self.sessions.online_count,
-            }
+            row: dict[str, float] = {"t_s": now - interval, **snapshot}
             for tier in self._tiers():
                 busy = queue = 0.0
                 workers = 0

@@ -42,6 +42,10 @@ _UNITS: dict[str, str] = {
     "cost": "instance-s",
     "throughput": "msg/s",
     "online_users": "count",
+    "connected_users": "count",
+    "broker_backlog": "messages",
+    "errors_per_s": "errors/s",
+    "retries_per_s": "retries/s",
     "users": "count",
     "bytes": "B",
     "bytes_per_s": "B/s",
@@ -375,9 +379,25 @@ def _run_phases(meta: Mapping[str, object], end_s: float) -> list[tuple[float, f
     return phases
 
 
+def timeline_metrics(result: Result) -> tuple[str, ...]:
+    """The panels worth looking at for a run: throughput, p99 latency and connected
+    users always; errors and retries when there were any or a fault was injected;
+    the broker's backlog when it built up."""
+    series = result.timeseries
+    chosen = ["throughput", "latency_p99"]
+    eventful = not result.faults.empty
+    for column in ("errors_per_s", "retries_per_s"):
+        if column in series.columns and (eventful or float(series[column].max()) > 0):
+            chosen.append(column)
+    if "broker_backlog" in series.columns and float(series["broker_backlog"].max()) > 10:
+        chosen.append("broker_backlog")
+    chosen.append("connected_users" if "connected_users" in series.columns else "online_users")
+    return tuple(chosen)
+
+
 def timeline(
     result: Result,
-    metrics: Sequence[str] = ("throughput", "latency_p99", "online_users"),
+    metrics: Sequence[str] | None = None,
     ax: Sequence[Axes] | None = None,
 ) -> Figure:
     """Stacked panels of timeseries columns over simulated time, faults shaded.
@@ -387,13 +407,16 @@ def timeline(
 
     Args:
         result: one run.
-        metrics: columns of ``result.timeseries`` to plot, one panel each.
+        metrics: columns of ``result.timeseries`` to plot, one panel each; by default
+            :func:`timeline_metrics` chooses them.
         ax: one axes per metric to draw into (share their x axis for alignment);
             a new figure when omitted.
 
     Returns:
         The figure, one axes per metric; one shaded patch per fault on each.
     """
+    if metrics is None:
+        metrics = timeline_metrics(result) if not result.timeseries.empty else ("throughput",)
     if not metrics:
         raise ValueError("timeline needs at least one metric")
     series = result.timeseries

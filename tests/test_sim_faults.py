@@ -122,3 +122,44 @@ def test_the_same_fault_scenario_twice_gives_identical_traces() -> None:
     pd.testing.assert_frame_equal(a.deliveries, b.deliveries)
     pd.testing.assert_frame_equal(a.faults, b.faults)
     assert a.meta["events"] == b.meta["events"]
+
+
+def test_the_timeline_of_a_fault_run_shows_errors_the_window_and_the_reactions() -> None:
+    from matplotlib.collections import PolyCollection
+    from matplotlib.lines import Line2D
+
+    from sim.plots import timeline, timeline_metrics
+
+    sc = scenario(GATEWAY_CRASH, **{"architecture.load_balancer.health_check.enabled": True})
+    res = simulate(sc, seed=1, progress=False)
+    metrics = timeline_metrics(res)
+    assert "errors_per_s" in metrics and "connected_users" in metrics
+    figure = timeline(res)
+    first = figure.axes[0]
+    shaded = [*first.patches, *(c for c in first.collections if isinstance(c, PolyCollection))]
+    labels = [line.get_label() for line in first.get_lines() if isinstance(line, Line2D)]
+    assert any("crash gateway.0" in str(p.get_label()) for p in shaded)
+    assert "ejected (reaction)" in labels and "readmitted (reaction)" in labels
+    # connected users (counted as each interval starts) dip when the crash drops a third
+    ts = res.timeseries.set_index("t_s")["connected_users"]
+    assert ts.loc[60.0] < 0.8 * ts.loc[55.0]
+
+
+def test_acking_at_the_gateway_is_faster_but_loses_what_a_crash_takes() -> None:
+    """The ack point trades latency for the promise: a gateway ack comes before the
+    store write, so work lost in a crashed message service was already acked."""
+    faults = [{"at_s": 60, "kind": "crash", "target": "service.0", "duration_s": 30}]
+    lost_gateway = lost_store = 0
+    ack_gateway, ack_store = [], []
+    for seed in SEEDS[:4]:
+        at_gateway = simulate(
+            scenario(faults, **{"architecture.ack_after": "gateway"}), seed=seed, progress=False
+        ).summary.iloc[0]
+        at_store = simulate(scenario(faults), seed=seed, progress=False).summary.iloc[0]
+        lost_gateway += at_gateway["lost"]
+        lost_store += at_store["lost"]
+        ack_gateway.append(at_gateway["ack_p50"])
+        ack_store.append(at_store["ack_p50"])
+    assert lost_gateway > 0 and lost_store == 0
+    faster = mean_ci(np.asarray(ack_store) - np.asarray(ack_gateway))
+    assert faster.low > 0.001  # the service hop, the store write and the way back

@@ -148,6 +148,10 @@ class BrokerModel(Cluster):
     def publish(self, msg: Message, ok: Done, error: Done) -> None:
         raise NotImplementedError
 
+    def backlog(self) -> int:
+        """Messages published and not yet handed to a consumer (Kafka: consumer lag)."""
+        return 0
+
 
 class SingleStore(StoreModel):
     """One database node: a write is durable when the node has written it.

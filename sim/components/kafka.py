@@ -804,5 +804,8 @@ class KafkaBroker(BrokerModel):
             if self._inflight[p] is None:
                 self._deliver(p)
 
+    def backlog(self) -> int:
+        return self.lag()
+
 
 __all__ = ["KafkaBroker"]

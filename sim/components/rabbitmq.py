@@ -541,5 +541,8 @@ class RabbitMqBroker(BrokerModel):
             "rabbitmq_dead_consumers": float(self.dead_consumers),
         }
 
+    def backlog(self) -> int:
+        return sum(self.depth(q) for q in range(self.queues))
+
 
 __all__ = ["HEARTBEAT_TIMEOUT_S", "RabbitMqBroker"]

@@ -639,5 +639,8 @@ class SqsQueue(BrokerModel):
             "sqs_max_depth": float(self.max_depth),
         }
 
+    def backlog(self) -> int:
+        return self.depth()
+
 
 __all__ = ["SqsQueue"]
