@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from sim.components.balancer import Balancer
 from sim.components.costs import Costs
 from sim.components.inbox import Inbox
+from sim.components.network import GuardedBroker, NetState, guard_broker, guard_store
+from sim.components.resilience import Defences, GuardedCall
 from sim.components.security import (
     AuthServer,
     Detector,
@@ -36,6 +38,7 @@ from sim.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
 from sim.scenario import (
     AckAfter,
     AuthKind,
+    FaultKind,
     InboxKind,
     RateLimitKind,
     Scenario,
@@ -72,6 +75,15 @@ class Server:
         self.convs = convs
         self.costs = costs
         self.clients: Clients  # wired by sim.engine
+        #: partitions and link faults in force (set by sim.faults)
+        self.net = NetState(kernel)
+        links = {f.target for f in scenario.faults if f.kind is FaultKind.LINK}
+        if "client" in links:
+            costs.client_rtt = self.net.wrap_rtt(costs.client_rtt)
+        if "internal" in links:
+            costs.internal_oneway = self.net.wrap_oneway(costs.internal_oneway)
+            costs.internal_oneway_s = None
+        partitions = any(f.kind is FaultKind.PARTITION for f in scenario.faults)
         #: one-way internal delay when it is a constant, else -1 (sampled per hop)
         self._hop_s = costs.internal_oneway_s if costs.internal_oneway_s is not None else -1.0
         measure_from = scenario.run.warmup_s or 0.0
@@ -97,6 +109,12 @@ class Server:
         if self.broker is not None:
             self.broker.consume = self.consume
             self.broker.lost = self.forget
+        if partitions:
+            self.store = guard_store(self.store, self.net)
+            if self.broker is not None:
+                self.broker = guard_broker(self.broker, self.net)
+                assert isinstance(self.broker, GuardedBroker)
+                self.broker.attach(self.consume)
         self._consumer_done: dict[int, list[Callable[[Message], None]]] = {}
         self.stations = [
             *self.gateways,
@@ -165,6 +183,20 @@ class Server:
             self.introspection is not None and self.transport is not TransportKind.WEBSOCKET
         )
         self.stations.extend(self.auth_stations)
+        #: circuit breakers, bulkheads, load shedding, degradation (sim.components.resilience)
+        self.defences = Defences(
+            arch.resilience,
+            kernel,
+            self.store_timeout_s,
+            self.broker_timeout_s,
+            self.broker is not None,
+        )
+        self.store_guard = self.defences.store
+        self.broker_guard = self.defences.broker
+        self.write_buffer = self.defences.buffer
+        if self.write_buffer is not None:
+            self.write_buffer.write = self._start_write
+        self.shed_queue_length = self.defences.shed_queue_length
 
     # ------------------------------------------------------------ plumbing
 
@@ -200,6 +232,8 @@ class Server:
         ``key`` (the conversation, or the user) is what consistent hashing hashes."""
         if self.costs.monolith:
             fn(arg)
+        elif self.net.cuts and self.net.cut("gateway", "service"):
+            return
         elif self.costs.service_instant:
             self._hop(fn, arg)
         else:
@@ -219,6 +253,8 @@ class Server:
     def _outbound(self, gw: int, fn: Callable[[Any], None], arg: Any) -> None:
         """A frame or reply leaves through gateway ``gw``, then crosses the client link."""
         costs = self.costs
+        if self.net.cuts and self.net.cut("gateway", "client"):
+            return
         if not costs.push_instant:
             self.gateways[gw].submit(costs.outbound(), self._downlink_after, (fn, arg))
         elif costs.client_zero:
@@ -231,7 +267,11 @@ class Server:
 
     def _from_service_to_gateway(self, fn: Callable[[Any], None], arg: Any) -> None:
         """From the message service to a gateway: a hop, unless they are one process."""
-        if self.costs.monolith or self._hop_s == 0.0:
+        if self.costs.monolith:
+            fn(arg)
+        elif self.net.cuts and self.net.cut("service", "gateway"):
+            return
+        elif self._hop_s == 0.0:
             fn(arg)
         else:
             self._hop(fn, arg)
@@ -241,6 +281,8 @@ class Server:
     def open_session(self, ctx: tuple[int, int, float]) -> None:
         """A client's connection set-up reaches the load balancer."""
         user = ctx[0]
+        if self.net.cuts and self.net.cut("client", "gateway"):
+            return  # the client's connect attempt times out
         if self.detector is not None and self.detector.is_blocked(user, self.env.now):
             self.after(ctx[2], self.clients.connect_failed, (user, ctx[1]))
             return
@@ -262,6 +304,8 @@ class Server:
         user, epoch, gw, rtt = ctx
         if self.clients.epoch[user] != epoch:
             return  # the client gave up on this connection before it was set up
+        if self.net.cuts and self.net.cut("gateway", "client"):
+            return  # the reply is lost: the client's connect attempt times out
         self.presence_gw[user] = gw
         self.presence_epoch[user] = epoch
         self.gateway_balancer.connections[gw] += 1
@@ -293,6 +337,8 @@ class Server:
 
     def receive_send(self, ctx: SendCtx) -> None:
         """A send frame (or HTTP POST) arrives at the sender's gateway."""
+        if self.net.cuts and self.net.cut("client", "gateway"):
+            return
         msg, epoch = ctx[0], ctx[1]
         user = msg.sender
         if self.presence_gw[user] < 0 or self.presence_epoch[user] != epoch:
@@ -305,8 +351,19 @@ class Server:
     def _send_at_gateway(self, ctx: SendCtx) -> None:
         if self.costs.gateway_instant:
             self._gateway_send(ctx)
-        else:
-            self.gateways[ctx[2]].submit(self.costs.inbound(), self._gateway_send, ctx)
+            return
+        station = self.gateways[ctx[2]]
+        if self.shed_queue_length and len(station.queue) >= self.shed_queue_length:
+            self._shed(ctx)
+            return
+        station.submit(self.costs.inbound(), self._gateway_send, ctx)
+
+    def _shed(self, ctx: SendCtx) -> None:
+        """Load shedding: the gateway's queue is too long; the send is refused before it
+        queues (an early check, no worker time) and the error goes straight back."""
+        self.defences.shed += 1
+        self.rec.error(self.env.now)
+        self._downlink(self.clients.send_rejected, ctx)
 
     def _gateway_send(self, ctx: SendCtx) -> None:
         msg = ctx[0]
@@ -367,18 +424,42 @@ class Server:
             msg.waiters.append(waiter)
             return
         msg.writing = True
+        self._start_write(msg)
+
+    def _start_write(self, msg: Message) -> None:
+        """Publish or write a message being written (also a held one, again). A breaker
+        or bulkhead that refuses the call fails it at once, in the service."""
         msg.write_no += 1
         if self.broker is not None:
-            self._hop(self._publish, msg)
+            guard = self.broker_guard
+            if guard is None:
+                self._hop(self._publish, msg)
+            else:
+                call = guard.begin(self._published, self._write_failed, msg)
+                if call is None:
+                    self._give_up_write(msg)
+                    return
+                self._hop(self._publish_guarded, call)
             self.after(self.broker_timeout_s, self._write_timeout, (msg, msg.write_no))
         elif self.costs.store_write_instant:
             self._durable(msg)
         else:
-            self._hop(self._store_write, msg)
+            guard = self.store_guard
+            if guard is None:
+                self._hop(self._store_write, msg)
+            else:
+                call = guard.begin(self._written, self._write_failed, msg)
+                if call is None:
+                    self._give_up_write(msg)
+                    return
+                self._hop(self._store_write_guarded, call)
             self.after(self.store_timeout_s, self._write_timeout, (msg, msg.write_no))
 
     def _store_write(self, msg: Message) -> None:
         self.store.write(msg, self._written, self._write_failed)
+
+    def _store_write_guarded(self, call: GuardedCall) -> None:
+        self.store.write(call.arg, call.ok, call.error)
 
     def _written(self, msg: Message) -> None:
         self._hop(self._durable, msg)
@@ -396,10 +477,19 @@ class Server:
     def _write_failed_now(self, msg: Message) -> None:
         if not msg.writing:
             return
+        self.rec.write_errors += 1
+        self._give_up_write(msg)
+
+    def _give_up_write(self, msg: Message) -> None:
+        """The write failed (or was refused at once): held for later with ``queue_writes``
+        (nobody is answered; retries join it), else the waiting attempts get an error."""
+        buffer = self.write_buffer
+        if buffer is not None and not msg.published and buffer.hold(msg):
+            msg.write_no += 1  # the pending timeout of the failed write no longer applies
+            return
         msg.writing = False
         waiters = msg.waiters
         msg.waiters = None
-        self.rec.write_errors += 1
         self.rec.error(self.env.now)
         if waiters and not self.ack_at_gateway:
             for epoch, gw, attempt in waiters:
@@ -427,6 +517,8 @@ class Server:
         else:
             log.append(msg)
         self.rec.accepted(self.env.now)
+        if self.write_buffer is not None:
+            self.write_buffer.written(msg)
         waiters = msg.waiters
         msg.waiters = None
         if waiters and not self.ack_at_gateway:
@@ -450,6 +542,10 @@ class Server:
         assert self.broker is not None
         self.broker.publish(msg, self._published, self._write_failed)
 
+    def _publish_guarded(self, call: GuardedCall) -> None:
+        assert self.broker is not None
+        self.broker.publish(call.arg, call.ok, call.error)
+
     def _published(self, msg: Message) -> None:
         self._hop(self._published_now, msg)
 
@@ -457,6 +553,8 @@ class Server:
         if msg.published:
             return
         msg.published = True
+        if self.write_buffer is not None:
+            self.write_buffer.written(msg)  # the broker answers again
         if not self.ack_at_broker:
             return  # the sender waits for the store write (or was acked at the gateway)
         msg.writing = False
@@ -492,11 +590,22 @@ class Server:
     def _consumer_write(self, msg: Message) -> None:
         if self.costs.store_write_instant:
             self._consumer_stored(msg)
-        else:
+        elif self.store_guard is None:
             self._hop(self._consumer_store_write, msg)
+        else:
+            call = self.store_guard.begin(
+                self._consumer_stored_hop, self._consumer_store_failed, msg
+            )
+            if call is None:
+                self.after(CONSUMER_RETRY_S, self._consumer_write, msg)  # refused at once
+            else:
+                self._hop(self._consumer_store_write_guarded, call)
 
     def _consumer_store_write(self, msg: Message) -> None:
         self.store.write(msg, self._consumer_stored_hop, self._consumer_store_failed)
+
+    def _consumer_store_write_guarded(self, call: GuardedCall) -> None:
+        self.store.write(call.arg, call.ok, call.error)
 
     def _consumer_stored_hop(self, msg: Message) -> None:
         self._hop(self._consumer_stored, msg)
@@ -559,12 +668,16 @@ class Server:
         if self.presence_gw[user] < 0 or self.presence_epoch[user] != epoch:
             self.rec.lost_in_flight += 1
             return
+        if self.net.cuts and not self.costs.monolith and self.net.cut("service", "gateway"):
+            return
         self._outbound(gw, self.clients.deliver, (user, epoch, [(msg, slot)], PATH_ONLINE, -1.0))
 
     # ------------------------------------------------------------ polls and syncs
 
     def receive_poll(self, ctx: tuple[int, int]) -> None:
         """A short or long poll arrives at the user's gateway; it queries the inbox."""
+        if self.net.cuts and self.net.cut("client", "gateway"):
+            return
         user, epoch = ctx
         if not self._connected(user, epoch):
             return
@@ -591,11 +704,21 @@ class Server:
     def _poll_read(self, ctx: tuple[int, int]) -> None:
         if self.costs.store_read_instant:
             self._poll_answer(ctx)
-        else:
+        elif self.store_guard is None:
             self._hop(self._poll_at_store, ctx)
+        else:
+            call = self.store_guard.begin(self._poll_read_done, self._poll_read_failed, ctx)
+            if call is None:  # refused at once, in the service
+                self._from_service_to_gateway(self._poll_failed_answer, ctx)
+            else:
+                self._hop(self._read_guarded, call)
 
     def _poll_at_store(self, ctx: tuple[int, int]) -> None:
         self.store.read(ctx[0], self._poll_read_done, self._poll_read_failed, ctx)
+
+    def _read_guarded(self, call: GuardedCall) -> None:
+        """A store read for a poll or a sync (keyed by the user), through the guard."""
+        self.store.read(call.arg[0], call.ok, call.error, call.arg)
 
     def _poll_read_failed(self, ctx: tuple[int, int]) -> None:
         # the store could not answer: the poll gets an empty reply
@@ -604,6 +727,11 @@ class Server:
     def _poll_failed_answer(self, ctx: tuple[int, int]) -> None:
         user, epoch = ctx
         if self._connected(user, epoch):
+            if self.defences.cache:
+                # serve_reads_from_cache: what waits for the user is in the service's memory
+                self.defences.cache_reads += 1
+                self._poll_answer(ctx)
+                return
             self._reply_poll((user, epoch, []))
 
     def _poll_read_done(self, ctx: tuple[int, int]) -> None:
@@ -645,6 +773,8 @@ class Server:
 
     def receive_sync(self, ctx: tuple[int, int, list[tuple[int, int]], int, float]) -> None:
         """A sync request: ``(user, epoch, [(slot, cursor)], path, reconnect_s)``."""
+        if self.net.cuts and self.net.cut("client", "gateway"):
+            return
         user, epoch = ctx[0], ctx[1]
         if not self._connected(user, epoch):
             return
@@ -674,8 +804,14 @@ class Server:
             self.after(self.inbox.read_s(self._waiting(ctx[2])), self._sync_read_done, ctx)
         elif self.costs.store_read_instant:
             self._sync_answer(ctx)
-        else:
+        elif self.store_guard is None:
             self._hop(self._sync_at_store, ctx)
+        else:
+            call = self.store_guard.begin(self._sync_read_done, self._sync_read_failed, ctx)
+            if call is None:  # refused at once, in the service
+                self._from_service_to_gateway(self._sync_failed_answer, ctx)
+            else:
+                self._hop(self._read_guarded, call)
 
     def _waiting(self, cursors: list[tuple[int, int]]) -> int:
         user_convs = self.convs.user_convs
@@ -695,8 +831,35 @@ class Server:
     def _sync_failed_answer(self, ctx: tuple[int, int, list[tuple[int, int]], int, float]) -> None:
         user, epoch = ctx[0], ctx[1]
         if self._connected(user, epoch):
+            if self.defences.cache:
+                self._sync_from_cache(ctx)
+                return
             self.rec.sync_errors += 1
             self._outbound(self.presence_gw[user], self.clients.sync_failed, ctx)
+
+    def _sync_from_cache(self, ctx: tuple[int, int, list[tuple[int, int]], int, float]) -> None:
+        """serve_reads_from_cache: conversations whose missing messages are all among the
+        last ``cache_messages`` the service wrote are answered from its cache; the others
+        get the error (the client asks again)."""
+        user, epoch, cursors, path, ref_s = ctx
+        user_convs = self.convs.user_convs
+        limit = self.defences.cache_messages
+        cached: list[tuple[int, int]] = []
+        missed: list[tuple[int, int]] = []
+        for slot, cursor in cursors:
+            log = self.log.get(int(user_convs[slot]))
+            if log is None or len(log) - cursor <= limit:
+                cached.append((slot, cursor))
+            else:
+                missed.append((slot, cursor))
+        if cached:
+            self.defences.cache_reads += 1
+            self._sync_answer((user, epoch, cached, path, ref_s))
+        if missed:
+            self.defences.cache_misses += 1
+            self.rec.sync_errors += 1
+            failed = (user, epoch, missed, path, ref_s)
+            self._outbound(self.presence_gw[user], self.clients.sync_failed, failed)
 
     def _sync_read_done(self, ctx: Any) -> None:
         self._hops(1 if self.costs.monolith else 2, self._sync_answer, ctx)

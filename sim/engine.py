@@ -29,7 +29,7 @@ from sim.metrics import Recorder
 from sim.result import Result
 from sim.scenario import Scenario, TransportKind
 from sim.workload.attack import AttackTraffic
-from sim.workload.population import Sessions, build_conversations
+from sim.workload.population import Conversations, Sessions, build_conversations
 from sim.workload.traffic import Traffic
 
 #: runs expected to take longer than this (wall-clock seconds) show a progress bar
@@ -39,14 +39,36 @@ PROGRESS_AFTER_S = 3.0
 class Model:
     """Everything one run builds, wired together."""
 
-    def __init__(self, scenario: Scenario, seed: int) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        conversations: Conversations | None = None,
+        trace: bool = False,
+    ) -> None:
+        """Build every part of a run.
+
+        ``conversations`` replaces the drawn conversation graph (its user count
+        must be ``workload.users``): scripted validations give exact memberships.
+        ``trace`` keeps a digest of every event (time and callback, in order) in
+        ``Result.meta["trace"]``: two runs with one seed must have the same.
+        """
         self.scenario = scenario
         self.seed = seed
         run = scenario.run
-        self.kernel = Kernel(seed)
+        self.kernel = Kernel(seed, trace=trace)
         streams = self.kernel.streams
         workload = scenario.workload
-        self.convs = build_conversations(workload, streams.generator("workload.conversations"))
+        if conversations is None:
+            conversations = build_conversations(
+                workload, streams.generator("workload.conversations")
+            )
+        elif len(conversations.user_ptr) - 1 != workload.users:
+            raise ValueError(
+                f"conversations cover {len(conversations.user_ptr) - 1} users, "
+                f"the workload has {workload.users}"
+            )
+        self.convs = conversations
         self.sessions = Sessions(workload, streams, until_s=run.duration_s)
         self.horizon_s = run.duration_s + run.drain_s
         #: statistics start here during the run: the given warm-up, or 0 when MSER-5
@@ -68,7 +90,9 @@ class Model:
             run.duration_s,
         )
         self.server.clients = self.clients
-        self.faults = FaultInjector(scenario.faults, self.kernel, self.server)
+        self.faults = FaultInjector(
+            scenario.faults, self.kernel, self.server, scenario.architecture.zones
+        )
         self.traffic = Traffic(workload, streams, self.convs, until_s=run.duration_s)
         self.attack = (
             AttackTraffic(
@@ -292,9 +316,15 @@ class Model:
         return build_result(self, wall_s)
 
 
-def simulate(scenario: Scenario, seed: int | None = None, progress: bool | None = None) -> Result:
-    """Run ``scenario`` once with ``seed`` (default: ``scenario.run.seed``)."""
-    model = Model(scenario, scenario.run.seed if seed is None else seed)
+def simulate(
+    scenario: Scenario,
+    seed: int | None = None,
+    progress: bool | None = None,
+    trace: bool = False,
+) -> Result:
+    """Run ``scenario`` once with ``seed`` (default: ``scenario.run.seed``); with
+    ``trace``, ``meta["trace"]`` holds the digest of the event trace."""
+    model = Model(scenario, scenario.run.seed if seed is None else seed, trace=trace)
     return model.run(progress=progress)
 
 

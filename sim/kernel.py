@@ -81,6 +81,30 @@ def _trampoline(call: _Call) -> None:
 _CALLBACKS = (_trampoline,)
 
 
+class Trace:
+    """A running digest of every callback a kernel ran: time and function, in order.
+
+    Two runs of one scenario with one seed must produce the same digest (the
+    determinism self-check); a digest, not a list, so a long run costs no memory.
+    """
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.events = 0
+        self._hash = hashlib.blake2b(digest_size=16)
+
+    def record(self, call: _Call) -> None:
+        self.events += 1
+        fn = call.fn
+        name = getattr(fn, "__qualname__", type(fn).__name__)
+        self._hash.update(f"{self.env.now!r}:{name};".encode())
+        fn(call.arg)
+
+    @property
+    def digest(self) -> str:
+        return self._hash.hexdigest()
+
+
 class Kernel:
     """A SimPy environment with the scheduling shortcut the components use.
 
@@ -90,12 +114,15 @@ class Kernel:
     keeps runs deterministic.
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, trace: bool = False) -> None:
         self.env = simpy.Environment()
         self._queue: list[Any] = self.env._queue
         self._eid = self.env._eid
         self.streams = Streams(seed)
         self.events_scheduled = 0
+        #: with ``trace``, every scheduled callback is recorded in a digest
+        self.trace: Trace | None = Trace(self.env) if trace else None
+        self._callbacks = (self.trace.record,) if self.trace is not None else _CALLBACKS
 
     @property
     def now(self) -> float:
@@ -110,4 +137,7 @@ class Kernel:
         """
         self.events_scheduled += 1
         env = self.env
-        heappush(self._queue, (env._now + delay_s, NORMAL, next(self._eid), _Call(fn, arg)))
+        call = _Call(fn, arg)
+        if self.trace is not None:
+            call.callbacks = self._callbacks
+        heappush(self._queue, (env._now + delay_s, NORMAL, next(self._eid), call))

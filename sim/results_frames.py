@@ -194,6 +194,8 @@ def _counters(model: Model) -> dict[str, float]:
     if server.introspection is not None:
         counters["introspection_hit_ratio"] = server.introspection.hit_ratio
     counters["dropped_jobs"] = float(sum(s.dropped for s in server.stations))
+    counters["partition_drops"] = float(server.net.dropped)
+    counters["tcp_retransmissions"] = float(server.net.retransmissions)
     return counters
 
 
@@ -348,6 +350,11 @@ def build_result(model: Model, wall_s: float) -> Result:
         "lost_in_flight": model.recorder.lost_in_flight,
         "conversations": model.convs.count,
         "settled": _settled(model),
+        "trace": (
+            {"events": model.kernel.trace.events, "digest": model.kernel.trace.digest}
+            if model.kernel.trace is not None
+            else None
+        ),
     }
     return Result(
         scenario_name=scenario.name,

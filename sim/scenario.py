@@ -128,9 +128,31 @@ class InboxKind(StrEnum):
 
 
 class Backoff(StrEnum):
+    """Delays between retries (M. Brooker, "Exponential Backoff and Jitter", AWS
+    Architecture Blog, 2015): ``temp = min(cap, base * 2**(n-1))`` before retry ``n``;
+    ``exponential`` waits ``temp``, ``full_jitter`` U(0, temp), ``equal_jitter``
+    temp/2 + U(0, temp/2), ``decorrelated_jitter`` min(cap, U(base, 3 * previous))."""
+
     NONE = "none"
     EXPONENTIAL = "exponential"
     FULL_JITTER = "full_jitter"
+    EQUAL_JITTER = "equal_jitter"
+    DECORRELATED_JITTER = "decorrelated_jitter"
+
+
+class BreakerWindow(StrEnum):
+    """What a circuit breaker's failure rate is computed over."""
+
+    COUNT = "count"
+    TIME = "time"
+
+
+class DegradationPolicy(StrEnum):
+    """What the message service does while the store (or broker) does not answer."""
+
+    REJECT = "reject"
+    QUEUE_WRITES = "queue_writes"
+    SERVE_READS_FROM_CACHE = "serve_reads_from_cache"
 
 
 class SessionShape(StrEnum):
@@ -378,6 +400,71 @@ class Reconnect(_Section):
     cap_s: float = Field(default=5.0, ge=0)
 
 
+class CircuitBreaker(_Section):
+    """A circuit breaker on the message service's calls to the store (writes, reads)
+    and to the broker (publishes): one per system, shared by the tier.
+
+    Closed: calls go through and their outcomes fill a window (the last
+    ``window_calls`` calls, or the calls of the last ``window_s`` seconds). Once the
+    window holds ``minimum_calls`` calls, a failure rate (errors and timeouts) of at
+    least ``failure_rate_threshold``, or a rate of calls slower than ``slow_call_s`` of
+    at least ``slow_call_rate_threshold``, opens it. Open: every call fails at once,
+    without reaching the system, for ``open_wait_s``. Half-open: ``half_open_calls``
+    trial calls go through; if all succeed (and none is slow) it closes, the first
+    that fails opens it again. Defaults: resilience4j's ``CircuitBreakerConfig``.
+    """
+
+    enabled: bool = False
+    window: BreakerWindow = BreakerWindow.COUNT
+    window_calls: int = Field(default=100, ge=1, description="count window: the last N calls")
+    window_s: float = Field(
+        default=100.0, gt=0, description="time window: the calls of the last W seconds"
+    )
+    minimum_calls: int = Field(
+        default=100, ge=1, description="calls in the window before the rates are judged"
+    )
+    failure_rate_threshold: float = Field(default=0.5, gt=0, le=1)
+    slow_call_s: float = Field(default=60.0, gt=0, description="a call slower than this is slow")
+    slow_call_rate_threshold: float = Field(default=1.0, gt=0, le=1)
+    open_wait_s: float = Field(default=60.0, gt=0, description="time open before half-open")
+    half_open_calls: int = Field(default=10, ge=1, description="trial calls when half-open")
+
+
+class Bulkhead(_Section):
+    """At most ``max_concurrent`` calls in flight from the message service tier to the
+    store, and as many to the broker; a call beyond that fails at once (0: no limit)."""
+
+    max_concurrent: int = Field(default=0, ge=0)
+
+
+class LoadShedding(_Section):
+    """A send arriving at a gateway whose queue holds ``shed_queue_length`` jobs or more
+    is rejected at once with an error reply (the client retries with backoff); 0: off."""
+
+    shed_queue_length: int = Field(default=0, ge=0)
+
+
+class Degradation(_Section):
+    """What the message service does while the store (or broker) fails or its breaker
+    is open.
+
+    ``reject``: the waiting senders get an error and retry. ``queue_writes``: the
+    message stays in a local buffer of ``buffer_size`` messages (the senders get no
+    reply: they are acked only once it is durable; their retries join it) and the
+    service tries the oldest again every ``retry_s``, releasing the rest once one
+    succeeds. ``serve_reads_from_cache``: a sync or poll whose store read fails is
+    answered from the messages the service wrote, at most the last ``cache_messages``
+    of each conversation.
+    """
+
+    policy: DegradationPolicy = DegradationPolicy.REJECT
+    buffer_size: int = Field(default=1000, ge=1, description="queue_writes: messages held")
+    retry_s: float = Field(default=1.0, gt=0, description="queue_writes: probe period")
+    cache_messages: int = Field(
+        default=100, ge=1, description="serve_reads_from_cache: per conversation"
+    )
+
+
 class Resilience(_Section):
     timeout_s: float = Field(default=1.0, gt=0, description="client wait for a send ack")
     connect_timeout_s: float = Field(
@@ -385,7 +472,10 @@ class Resilience(_Section):
     )
     retry: Retry = Retry()
     reconnect: Reconnect = Reconnect()
-    circuit_breaker: str = Field(default="none", pattern="^none$")
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
+    bulkhead: Bulkhead = Bulkhead()
+    load_shedding: LoadShedding = LoadShedding()
+    degradation: Degradation = Degradation()
 
 
 class Network(_Section):
@@ -410,6 +500,11 @@ class Architecture(_Section):
     resilience: Resilience = Resilience()
     monitoring: Monitoring = Monitoring()
     network: Network = Network()
+    zones: int = Field(
+        default=1,
+        ge=1,
+        description="availability zones; instance or node i of every tier is in zone i mod zones",
+    )
 
     @model_validator(mode="after")
     def _ack_point_exists(self) -> Architecture:
@@ -475,16 +570,93 @@ class Workload(_Section):
 
 class FaultKind(StrEnum):
     CRASH = "crash"
+    SLOW = "slow"
+    PAUSE = "pause"
+    PARTITION = "partition"
+    LINK = "link"
+    ZONE_OUTAGE = "zone_outage"
+    RANDOM_CRASH = "random_crash"
+
+
+#: what a fault can name: an instance or node (``store.2``), a whole tier (``gateway``),
+#: a zone (``zone.1``), or a link (``client``, ``internal``)
+TIERS = ("gateway", "service", "store", "broker")
 
 
 class Fault(_Section):
-    """A fault window: ``target`` (``gateway.0``, ``service.1``, ``store.2``,
-    ``broker.0``) is down from ``at_s`` for ``duration_s``."""
+    """A fault window from ``at_s`` for ``duration_s``.
+
+    ``crash``: ``target`` (``gateway.0``, ``service.1``, ``store.2``, ``broker.0``, or a
+    whole tier: ``gateway``) is down and loses what it had not made durable.
+    ``slow``: the target's service times are multiplied by ``factor``.
+    ``pause``: the target stops working (a stop-the-world garbage collection): nothing
+    is lost, work resumes when the pause ends.
+    ``partition``: frames between the tiers of ``between[0]`` and those of
+    ``between[1]`` (tiers: client, gateway, service, store, broker) are dropped, both
+    ways, or only from the first group to the second with ``one_way``.
+    ``link``: frames on the ``client`` link (every client's) or the ``internal`` network
+    take ``delay_s`` longer and are dropped with probability ``loss``.
+    ``zone_outage``: every instance and node of zone ``target`` (``zone.1``) crashes.
+    ``random_crash``: each instance of the tier ``target`` fails and is repaired again
+    and again, with exponential times between failures (mean ``mtbf_s``) and to repair
+    (mean ``mttr_s``), within the window.
+    """
 
     at_s: float = Field(ge=0)
     kind: FaultKind
-    target: str = Field(pattern=r"^(gateway|service|store|broker)\.\d+$")
+    target: str = Field(
+        default="",
+        pattern=r"^((gateway|service|store|broker)(\.\d+)?|zone\.\d+|client|internal|)$",
+    )
     duration_s: float = Field(gt=0)
+    factor: float = Field(default=10.0, gt=0, description="slow: service time multiplier")
+    between: tuple[tuple[str, ...], tuple[str, ...]] | None = Field(
+        default=None, description="partition: two groups of tiers"
+    )
+    one_way: bool = Field(default=False, description="partition: only first group -> second")
+    delay_s: float = Field(default=0.0, ge=0, description="link: extra one-way delay")
+    loss: float = Field(default=0.0, ge=0, le=1, description="link: probability a frame is lost")
+    mtbf_s: float = Field(
+        default=600.0, gt=0, description="random_crash: mean time between failures"
+    )
+    mttr_s: float = Field(default=60.0, gt=0, description="random_crash: mean time to repair")
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> Fault:
+        kind = self.kind
+        if kind is FaultKind.PARTITION:
+            if self.between is None:
+                raise ValueError("a partition needs between: [[tiers...], [tiers...]]")
+            allowed = {"client", "gateway", "service", "store", "broker"}
+            for group in self.between:
+                unknown = [t for t in group if t not in allowed]
+                if unknown or not group:
+                    raise ValueError(
+                        f"between: groups of tiers among {sorted(allowed)}, got {list(group)}"
+                    )
+        elif kind is FaultKind.LINK:
+            if self.target not in ("client", "internal"):
+                raise ValueError(
+                    f"a link fault targets 'client' or 'internal', got {self.target!r}"
+                )
+        elif kind is FaultKind.ZONE_OUTAGE:
+            if not self.target.startswith("zone."):
+                raise ValueError(f"a zone outage targets 'zone.N', got {self.target!r}")
+        elif kind is FaultKind.RANDOM_CRASH:
+            if self.target not in TIERS:
+                raise ValueError(
+                    f"random_crash targets a whole tier ({', '.join(TIERS)}), got {self.target!r}"
+                )
+        elif (
+            not self.target
+            or self.target in ("client", "internal")
+            or self.target.startswith("zone.")
+        ):
+            raise ValueError(
+                f"a {kind.value} fault targets an instance (gateway.0), a node (store.1) or "
+                f"a tier (service), got {self.target!r}"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- run
@@ -535,12 +707,26 @@ class Scenario(_Section):
             "broker": 0 if arch.broker.kind is BrokerKind.NONE else _broker_nodes(arch.broker),
         }
         for i, fault in enumerate(self.faults):
-            tier, index = fault.target.split(".")
+            target = fault.target
+            groups = fault.between or ((), ())
+            if "broker" in groups[0] + groups[1] and sizes["broker"] == 0:
+                raise ValueError(f"faults.{i}.between: there is no broker")
+            if fault.kind is FaultKind.ZONE_OUTAGE:
+                zone = int(target.split(".")[1])
+                if zone >= arch.zones:
+                    raise ValueError(
+                        f"faults.{i}.target: {target!r} does not exist; architecture.zones "
+                        f"is {arch.zones} (zones 0..{arch.zones - 1})"
+                    )
+                continue
+            tier, _, index = target.partition(".")
+            if tier not in sizes:
+                continue
             if sizes[tier] == 0:
-                raise ValueError(f"faults.{i}.target: {fault.target!r}: there is no broker")
-            if int(index) >= sizes[tier]:
+                raise ValueError(f"faults.{i}.target: {target!r}: there is no broker")
+            if index and int(index) >= sizes[tier]:
                 raise ValueError(
-                    f"faults.{i}.target: {fault.target!r} does not exist; {tier} has "
+                    f"faults.{i}.target: {target!r} does not exist; {tier} has "
                     f"instances 0..{sizes[tier] - 1}"
                 )
         return self

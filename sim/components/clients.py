@@ -24,6 +24,7 @@ from sim.components.costs import Costs, websocket_header_bytes
 from sim.distributions import BlockDraws
 from sim.kernel import Kernel
 from sim.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
+from sim.components.resilience import backoff_s
 from sim.scenario import Backoff, Scenario, TransportKind
 from sim.workload.population import Conversations
 
@@ -80,6 +81,9 @@ class Clients:
         self.cap_s = res.retry.cap_s
         jitter_rng = kernel.streams.generator("client.backoff")
         self._uniform = BlockDraws(jitter_rng.random)
+        #: decorrelated jitter: the previous delay, per message retried and per user reconnecting
+        self._previous_s: dict[int, float] = {}
+        self._previous_reconnect_s: dict[int, float] = {}
         #: retry timers that would fire after this never matter and are not scheduled
         self.horizon_s = scenario.run.duration_s + scenario.run.drain_s
         self.stop_sending_s = stop_sending_s
@@ -176,13 +180,15 @@ class Clients:
         failures = self.reconnects.get(user, 0) + 1
         self.reconnects[user] = failures
         spec = self.reconnect
-        ceiling = min(spec.cap_s, spec.base_s * 2.0 ** (failures - 1))
         if spec.backoff is Backoff.NONE:
             delay = spec.base_s
-        elif spec.backoff is Backoff.EXPONENTIAL:
-            delay = ceiling
         else:
-            delay = self._uniform() * ceiling
+            previous = spec.base_s if failures == 1 else self._previous_reconnect_s[user]
+            delay = backoff_s(
+                spec.backoff, failures, spec.base_s, spec.cap_s, self._uniform, previous
+            )
+            if spec.backoff is Backoff.DECORRELATED_JITTER:
+                self._previous_reconnect_s[user] = delay
         if self.env.now + delay < self.horizon_s:
             self.after(delay, self._reconnect, (user, self.epoch[user]))
 
@@ -289,19 +295,24 @@ class Clients:
             msg.failed_s = now
             self.rec.error(now)
             return
-        self.after(self._backoff_s(msg.attempts), self._retry, msg)
+        self.after(self._backoff_s(msg), self._retry, msg)
 
-    def _backoff_s(self, attempts: int) -> float:
-        """Delay before the next attempt.
-
-        Formulas from the AWS Architecture Blog, "Exponential Backoff and Jitter" (2015).
-        """
-        if self.backoff is Backoff.NONE:
-            return 0.0
-        ceiling = min(self.cap_s, self.base_s * 2.0 ** (attempts - 1))
-        if self.backoff is Backoff.EXPONENTIAL:
-            return ceiling
-        return self._uniform() * ceiling
+    def _backoff_s(self, msg: Message) -> float:
+        """Delay before the next attempt of ``msg`` (see :func:`~sim.components.resilience.backoff_s`;
+        formulas from the AWS Architecture Blog, "Exponential Backoff and Jitter", 2015)."""
+        if self.backoff is not Backoff.DECORRELATED_JITTER:
+            return backoff_s(
+                self.backoff, msg.attempts, self.base_s, self.cap_s, self._uniform, self.base_s
+            )
+        previous = self.base_s if msg.attempts == 1 else self._previous_s[msg.msg_id]
+        delay = backoff_s(
+            self.backoff, msg.attempts, self.base_s, self.cap_s, self._uniform, previous
+        )
+        if msg.attempts + 1 < self.max_attempts:
+            self._previous_s[msg.msg_id] = delay  # another retry may follow this one
+        else:
+            self._previous_s.pop(msg.msg_id, None)
+        return delay
 
     def _retry(self, msg: Message) -> None:
         if msg.acked or msg.failed:
@@ -366,6 +377,9 @@ class Clients:
 
     def _ack_arrives(self, ctx: tuple[int, int, int]) -> None:
         user, epoch, gw = ctx
+        net = self.server.net
+        if net.cuts and net.cut("client", "gateway"):
+            return
         if self.server.presence_epoch[user] == epoch and self.server.presence_gw[user] == gw:
             self.server.gateways[gw].submit(self.costs.control(), _ignore, None)
 

@@ -55,6 +55,8 @@ class Cluster:
     """
 
     tier = "cluster"
+    #: a managed service spread over every zone (DynamoDB, SQS): a zone outage spares it
+    managed = False
 
     def __init__(
         self,

@@ -112,6 +112,8 @@ _Entry = tuple[Message, Done, Done]
 class SqsQueue(BrokerModel):
     """One SQS queue, standard (``sqs``) or FIFO (``sqs_fifo``)."""
 
+    managed = True
+
     def __init__(
         self,
         spec: Broker,

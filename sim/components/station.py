@@ -36,11 +36,13 @@ class Station:
         "busy_area",
         "dropped",
         "epoch",
+        "factor",
         "index",
         "jobs",
         "max_queue",
         "measure_from_s",
         "measured",
+        "paused_until",
         "queue",
         "queue_area",
         "service_sum_s",
@@ -76,6 +78,10 @@ class Station:
         #: incremented by each crash, so that work in progress at the crash is lost
         self.epoch = 0
         self.dropped = 0
+        #: service times are multiplied by this (a slow node: a failing disk, a noisy neighbour)
+        self.factor = 1.0
+        #: while ``now < paused_until`` no job starts or finishes (a stop-the-world pause)
+        self.paused_until = -1.0
 
     @property
     def name(self) -> str:
@@ -101,13 +107,15 @@ class Station:
         now = self._env.now
         self._account(now)
         self.jobs += 1
+        if self.factor != 1.0:
+            cost_s *= self.factor
         if now >= self.measure_from_s:
             self.measured += 1
             self.service_sum_s += cost_s
             measured = True
         else:
             measured = False
-        if self.busy < self.workers:
+        if self.busy < self.workers and now >= self.paused_until:
             self.busy += 1
             self._after(cost_s, self._finish, (fn, arg, self.epoch))
         else:
@@ -122,6 +130,10 @@ class Station:
         if epoch != self.epoch:
             return  # the instance crashed while this job was in service: it is lost
         now = self._env.now
+        if now < self.paused_until:
+            # paused mid-job: it completes when the pause ends
+            self._after(self.paused_until - now, self._finish, job)
+            return
         self._account(now)
         if self.queue:
             enqueued_s, cost_s, nfn, narg = self.queue.popleft()
@@ -147,6 +159,25 @@ class Station:
         """The instance is back, empty."""
         self._account(self._env.now)
         self.up = True
+
+    def pause(self, duration_s: float) -> None:
+        """Stop the world for ``duration_s``: jobs wait, none is lost."""
+        now = self._env.now
+        self.paused_until = max(self.paused_until, now + duration_s)
+        self._after(self.paused_until - now, self._resume, self.paused_until)
+
+    def _resume(self, until_s: float) -> None:
+        if until_s != self.paused_until or not self.up:
+            return  # a longer pause began meanwhile, or the instance crashed
+        now = self._env.now
+        self._account(now)
+        epoch = self.epoch
+        while self.queue and self.busy < self.workers:
+            enqueued_s, cost_s, fn, arg = self.queue.popleft()
+            if enqueued_s >= 0.0:
+                self.wait_sum_s += now - enqueued_s
+            self.busy += 1
+            self._after(cost_s, self._finish, (fn, arg, epoch))
 
     def integrals(self, now: float) -> tuple[float, float]:
         """Busy-worker-seconds and queue-length-seconds accumulated up to ``now``."""

@@ -318,6 +318,8 @@ class DynamoDbStore(StoreModel):
       service scales its request routers and storage nodes by itself.
     """
 
+    managed = True
+
     def __init__(
         self,
         spec: Store,
