@@ -114,5 +114,10 @@ def _from_mapping(data: dict[str, Any], source: str) -> Calibration:
         aead_s=float(sim_section.get("aead_s", base.aead_s)),
         key_agreement_s=float(sim_section.get("key_agreement_s", base.key_agreement_s)),
         aead_overhead_bytes=int(sim_section.get("aead_overhead_bytes", base.aead_overhead_bytes)),
+        server_frame_s=float(sim_section.get("server_frame_s", base.server_frame_s)),
+        control_frame_bytes={
+            **base.control_frame_bytes,
+            **{k: float(v) for k, v in sim_section.get("control_frame_bytes", {}).items()},
+        },
         source=source,
     )

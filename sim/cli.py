@@ -133,7 +133,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     result.summary.to_csv(out / "summary.csv", index=False)
     result.timeseries.to_csv(out / "timeseries.csv", index=False)
     result.stations.to_csv(out / "stations.csv", index=False)
+    result.faults.to_csv(out / "faults.csv", index=False)
     result.deliveries.to_parquet(out / "deliveries.parquet", index=False)
+    if not result.faults.empty:
+        print("\nfaults and what the systems did:")
+        shown = result.faults.head(20).to_string(index=False, float_format=lambda v: f"{v:.1f}")
+        print(shown)
+        if len(result.faults) > 20:
+            print(f"... {len(result.faults) - 20} more rows in faults.csv")
     report = write_report(
         out,
         {scenario.name: [result]},
@@ -214,7 +221,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"\nBonferroni-corrected interval ({len(table)} checks, family-wise 95%), wider than"
         "\nthe 95% interval shown: a dozen 95% intervals miss once about half the time by chance."
     )
-    return 0 if passed == len(table) else 1
+    ok = passed == len(table)
+    if args.scripts > 0:
+        from sim.validation.reference import validate_reference
+
+        ref = validate_reference(args.scripts, seed=1)
+        print(f"\n{ref.line()}")
+        print(
+            f"({ref.operations} scripted operations, {ref.sends} sends, equal acked/failed, "
+            f"displays and displayed order per recipient; {ref.wall_s:.1f} s)"
+        )
+        for m in ref.mismatches[:3]:
+            print(f"\nscript {m.index} differs:\n{m.script}\n  " + "\n  ".join(m.differences))
+        ok = ok and ref.passed
+    return 0 if ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,10 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_compare)
 
-    p = sub.add_parser("validate", help="check the simulator against queueing theory")
+    p = sub.add_parser(
+        "validate", help="check the simulator against queueing theory and the reference"
+    )
     p.add_argument("--replications", type=int, default=10)
     p.add_argument(
         "--scale", type=float, default=0.5, help="run length factor (default 0.5, about 2 min)"
+    )
+    p.add_argument(
+        "--scripts",
+        type=int,
+        default=100,
+        help="scripted scenarios compared with the reference implementation (default 100; 0: none)",
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_validate)

@@ -122,6 +122,7 @@ class Recorder:
         self.sync_errors = 0
         self.sync_timeouts = 0
         self.connect_failures = 0
+        self.connect_attempts = 0
         self.blocked_sends = 0
         self.token_refreshes = 0
         self.connections_lost = 0

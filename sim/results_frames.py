@@ -179,6 +179,7 @@ def _counters(model: Model) -> dict[str, float]:
             "sync_errors",
             "sync_timeouts",
             "connect_failures",
+            "connect_attempts",
             "connections_lost",
             "blocked_sends",
             "token_refreshes",
@@ -196,6 +197,7 @@ def _counters(model: Model) -> dict[str, float]:
     counters["dropped_jobs"] = float(sum(s.dropped for s in server.stations))
     counters["partition_drops"] = float(server.net.dropped)
     counters["tcp_retransmissions"] = float(server.net.retransmissions)
+    counters.update(server.defences.counters())
     return counters
 
 

@@ -83,6 +83,26 @@ def test_load_calibration_returns_the_file_values(section: dict[str, Any]) -> No
     assert cal.aead_s == section["aead_s"]
     assert cal.key_agreement_s == section["key_agreement_s"]
     assert cal.aead_overhead_bytes == section["aead_overhead_bytes"]
+    assert cal.server_frame_s == section["server_frame_s"]
+    for codec in CODECS:
+        assert cal.control_frame_bytes[codec] == section["control_frame_bytes"][codec]
+
+
+def test_values_differing_from_the_fallbacks_are_read_from_the_file(tmp_path: Path) -> None:
+    """A re-measurement on another machine must reach the simulator, every key of it."""
+    from sim.calibration import _from_mapping
+
+    data = {
+        "simulator": {
+            "server_frame_s": 9.9e-5,
+            "control_frame_bytes": {"json": 99.0},
+            "aead_s": 7.0e-6,
+        }
+    }
+    cal = _from_mapping(data, "test")
+    assert cal.server_frame_s == 9.9e-5 and cal.aead_s == 7.0e-6
+    assert cal.control_frame_bytes["json"] == 99.0
+    assert cal.control_frame_bytes["protobuf"] > 0  # untouched keys keep their fallback
 
 
 def test_json_costs_more_bytes_than_protobuf(section: dict[str, Any]) -> None:

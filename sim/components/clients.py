@@ -21,10 +21,10 @@ from typing import Any
 
 from sim.architecture import SendCtx, Server
 from sim.components.costs import Costs, websocket_header_bytes
+from sim.components.resilience import backoff_s
 from sim.distributions import BlockDraws
 from sim.kernel import Kernel
 from sim.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
-from sim.components.resilience import backoff_s
 from sim.scenario import Backoff, Scenario, TransportKind
 from sim.workload.population import Conversations
 
@@ -127,6 +127,7 @@ class Clients:
         if self.transport is TransportKind.WEBSOCKET:
             self.rec.wire(now, self.costs.header_bytes, True)  # the Upgrade exchange
         ctx = (user, self.epoch[user], rtt)
+        self.rec.connect_attempts += 1
         delay = (self.costs.connect_rtts - 0.5) * rtt
         if delay <= 0.0:
             self.server.open_session(ctx)
@@ -183,7 +184,9 @@ class Clients:
         if spec.backoff is Backoff.NONE:
             delay = spec.base_s
         else:
-            previous = spec.base_s if failures == 1 else self._previous_reconnect_s[user]
+            previous = (
+                spec.base_s if failures == 1 else self._previous_reconnect_s.get(user, spec.base_s)
+            )
             delay = backoff_s(
                 spec.backoff, failures, spec.base_s, spec.cap_s, self._uniform, previous
             )
@@ -298,13 +301,15 @@ class Clients:
         self.after(self._backoff_s(msg), self._retry, msg)
 
     def _backoff_s(self, msg: Message) -> float:
-        """Delay before the next attempt of ``msg`` (see :func:`~sim.components.resilience.backoff_s`;
-        formulas from the AWS Architecture Blog, "Exponential Backoff and Jitter", 2015)."""
+        """Delay before the next attempt of ``msg``: :func:`sim.components.resilience.backoff_s`
+        (AWS Architecture Blog, "Exponential Backoff and Jitter", 2015)."""
         if self.backoff is not Backoff.DECORRELATED_JITTER:
             return backoff_s(
                 self.backoff, msg.attempts, self.base_s, self.cap_s, self._uniform, self.base_s
             )
-        previous = self.base_s if msg.attempts == 1 else self._previous_s[msg.msg_id]
+        previous = self.base_s
+        if msg.attempts > 1:
+            previous = self._previous_s.get(msg.msg_id, self.base_s)
         delay = backoff_s(
             self.backoff, msg.attempts, self.base_s, self.cap_s, self._uniform, previous
         )
@@ -390,8 +395,8 @@ class Clients:
             return
         now = self.env.now
         self.rec.wire(now, self.control_down + sum(m.down_bytes for m, _ in batch))
-        if not batch and now < self.stop_sending_s:
-            self.rec.empty_polls += 1
+        if not batch and self.rec.measure_from_s <= now < self.rec.measure_to_s:
+            self.rec.empty_polls += 1  # in the measurement window, as requests and bytes
         self._receive(user, batch, PATH_ONLINE, -1.0)
         if self.transport is TransportKind.LONG_POLLING:
             self._poll((user, epoch))
