@@ -127,8 +127,12 @@ class MessageService:
             self._unappended = []
 
     def next_deadline_s(self) -> float | None:
-        """Earliest pending write, if any."""
-        return min((due for due, _m in self._unwritten), default=None)
+        """Earliest pending write, if any; none while the store cannot take writes (the
+        writes wait for it to come back, not for a time: a deadline in the past would
+        make a driver that advances to the next deadline loop at one instant)."""
+        if not self._unwritten or not self.store.can_write():
+            return None
+        return min(due for due, _m in self._unwritten)
 
     def crash(self) -> None:
         """Go down, losing the idempotency cache, unwritten messages and the inbox."""

@@ -218,6 +218,7 @@ class Model:
             }
             if broker is not None:
                 snapshot["broker_backlog"] = broker.backlog()
+            snapshot.update(self.server.defences.interval_start())
             yield env.timeout(interval)
             now = env.now
             if not self.warmup_given and now <= self.scenario.run.duration_s:
@@ -238,6 +239,7 @@ class Model:
                     previous[s.name] = (b, q)
                 row[f"{tier[0]}_utilisation"] = busy / (workers * interval)
                 row[f"{tier[0]}_queue"] = queue / interval
+            row.update(self.server.defences.interval_end(now - interval, now))
             self._series.append(row)
 
     def _tiers(self) -> list[tuple[str, list[Any]]]:

@@ -263,6 +263,7 @@ def fault_rows(
                     "detail": what,
                 }
             )
+    rows.extend(server.defences.fault_rows())  # circuit breaker state changes
     rows.sort(key=lambda row: (row["at_s"], row["kind"] == "event"))
     return rows
 

@@ -89,3 +89,23 @@ def test_forbidden_conversation_oversize_and_unknown_type_get_error_frames() -> 
     assert codes("stranger", codec.encode(Send("m3", "ab", b"x"))) == [ErrorCode.UNAUTHENTICATED]
     assert server.store.read_after("cd", 0) == ([], True)
     _sent_and_delivered(server, CodecKind.JSON, 2.0)
+
+
+def test_unwritten_fire_and_forget_writes_have_no_deadline_while_the_store_is_down() -> None:
+    """A write waiting for the store is not due at a time: reporting its old deadline
+    would make a driver that advances to the next deadline loop at one instant."""
+    from reference_impl.broker import BrokerLog
+    from reference_impl.inbox import Inbox
+    from reference_impl.service import AckAfter, MessageService
+    from reference_impl.store import ReplicatedStore
+
+    store = ReplicatedStore(replicas=1, write_quorum=1, replication_delay_s=0.0)
+    inbox = Inbox(redelivery_timeout_s=1.0)
+    service = MessageService(store, BrokerLog(1), inbox, ack_after=AckAfter.GATEWAY)
+    accepted = service.accept("c1", "alice", "m1", "conv", b"x", 0.0)
+    assert accepted.message is not None
+    assert service.next_deadline_s() == 0.05
+    store.crash(0)
+    assert service.next_deadline_s() is None
+    store.restart(0)
+    assert service.next_deadline_s() == 0.05
