@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 
 #: a consumer whose store write failed tries again after this long
 CONSUMER_RETRY_S = 0.1
+#: with ``ack_after: gateway``, a write the store refused is tried again after this long
+MEMORY_REWRITE_S = 0.1
 
 #: context of one send attempt: (message, client epoch, gateway index, attempt number)
 SendCtx = tuple[Message, int, int, int]
@@ -296,6 +298,12 @@ class Server:
             # the instance is down: the connection is refused, the client learns it an RTT later
             self.after(rtt, self.clients.connect_failed, (user, epoch))
             return
+        if self.shed_queue_length and len(station.queue) >= self.shed_queue_length:
+            # overloaded: new connections are refused too (a 503 before the handshake)
+            self.defences.shed += 1
+            self.rec.connects_shed += 1
+            self.after(rtt, self.clients.connect_failed, (user, epoch))
+            return
         station.submit(
             self.costs.connect(), self._session_opened, (user, epoch, station.index, rtt)
         )
@@ -413,6 +421,11 @@ class Server:
         if msg.durable or (msg.published and self.ack_at_broker):
             self._ack(ctx)
             return
+        if self.ack_at_gateway and not msg.seq and self.broker is None:
+            # accepted in memory, the durability point of ack_after: gateway: the first
+            # acceptance assigns the seq and fans out; the store write follows
+            self._sequence(msg)
+            self._fan_out(msg)
         waiter = (ctx[1], ctx[2], ctx[3])
         if msg.writing:
             assert msg.waiters is not None
@@ -487,6 +500,13 @@ class Server:
         if buffer is not None and not msg.published and buffer.hold(msg):
             msg.write_no += 1  # the pending timeout of the failed write no longer applies
             return
+        if self.ack_at_gateway and not msg.published:
+            # the sender was acked already: the service keeps the message in memory and
+            # writes it again until the store takes it (protocol: "accepted in memory")
+            msg.write_no += 1
+            self.rec.memory_rewrites += 1
+            self.after(MEMORY_REWRITE_S, self._rewrite_from_memory, msg)
+            return
         msg.writing = False
         waiters = msg.waiters
         msg.waiters = None
@@ -495,6 +515,10 @@ class Server:
             for epoch, gw, attempt in waiters:
                 self._from_service_to_gateway(self._reject_at_gateway, (msg, epoch, gw, attempt))
 
+    def _rewrite_from_memory(self, msg: Message) -> None:
+        if msg.writing and not msg.durable:
+            self._start_write(msg)
+
     def _reject_at_gateway(self, ctx: SendCtx) -> None:
         user = ctx[0].sender
         if self.presence_gw[user] >= 0 and self.presence_epoch[user] == ctx[1]:
@@ -502,12 +526,27 @@ class Server:
 
     def _durable(self, msg: Message) -> None:
         """The store holds the message: it takes its conversation's next seq, the
-        waiting senders are acked and the members get it."""
+        waiting senders are acked and the members get it (with ``ack_after: gateway``
+        that happened at the first acceptance, in memory)."""
         if msg.durable:
             return  # a late duplicate write of a message already stored
         msg.durable = True
         msg.durable_s = self.env.now
         msg.writing = False
+        if self.write_buffer is not None:
+            self.write_buffer.written(msg)
+        if msg.seq:
+            return  # accepted in memory (ack_after: gateway): sequenced and fanned out then
+        self._sequence(msg)
+        waiters = msg.waiters
+        msg.waiters = None
+        if waiters and not self.ack_at_gateway:
+            for epoch, gw, attempt in waiters:
+                self._from_service_to_gateway(self._ack_at_gateway, (msg, epoch, gw, attempt))
+        self._fan_out(msg)
+
+    def _sequence(self, msg: Message) -> None:
+        """The message takes its conversation's next seq and its place in the log."""
         conv = msg.conv
         msg.seq = self.next_seq[conv]
         self.next_seq[conv] = msg.seq + 1
@@ -517,14 +556,6 @@ class Server:
         else:
             log.append(msg)
         self.rec.accepted(self.env.now)
-        if self.write_buffer is not None:
-            self.write_buffer.written(msg)
-        waiters = msg.waiters
-        msg.waiters = None
-        if waiters and not self.ack_at_gateway:
-            for epoch, gw, attempt in waiters:
-                self._from_service_to_gateway(self._ack_at_gateway, (msg, epoch, gw, attempt))
-        self._fan_out(msg)
 
     def _ack(self, ctx: SendCtx) -> None:
         if self.ack_at_gateway:

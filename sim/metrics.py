@@ -104,6 +104,7 @@ class Recorder:
         self.accepted_bins = [0] * self.bins
         self.error_bins = [0] * self.bins
         self.retry_bins = [0] * self.bins
+        self.connect_bins = [0] * self.bins
         self.online_bins = [0] * self.bins
         # run-wide counters
         self.bytes_measured = 0.0
@@ -123,6 +124,8 @@ class Recorder:
         self.sync_timeouts = 0
         self.connect_failures = 0
         self.connect_attempts = 0
+        self.memory_rewrites = 0
+        self.connects_shed = 0
         self.blocked_sends = 0
         self.token_refreshes = 0
         self.connections_lost = 0
@@ -154,6 +157,11 @@ class Recorder:
 
     def error(self, now: float) -> None:
         self.error_bins[self._bin(now)] += 1
+
+    def connect(self, now: float) -> None:
+        """A client starts a connection attempt."""
+        self.connect_attempts += 1
+        self.connect_bins[self._bin(now)] += 1
 
     def retry(self, now: float) -> None:
         self.retries += 1

@@ -46,6 +46,7 @@ _UNITS: dict[str, str] = {
     "broker_backlog": "messages",
     "errors_per_s": "errors/s",
     "retries_per_s": "retries/s",
+    "connects_per_s": "connects/s",
     "users": "count",
     "bytes": "B",
     "bytes_per_s": "B/s",
@@ -389,6 +390,10 @@ def timeline_metrics(result: Result) -> tuple[str, ...]:
     for column in ("errors_per_s", "retries_per_s"):
         if column in series.columns and (eventful or float(series[column].max()) > 0):
             chosen.append(column)
+    if "connects_per_s" in series.columns and eventful:
+        connects = series["connects_per_s"]
+        if float(connects.max()) > 3.0 * max(float(connects.median()), 1e-9):
+            chosen.append("connects_per_s")  # a reconnect storm
     if "broker_backlog" in series.columns and float(series["broker_backlog"].max()) > 10:
         chosen.append("broker_backlog")
     chosen.append("connected_users" if "connected_users" in series.columns else "online_users")

@@ -145,6 +145,7 @@ def timeseries_frame(model: Model, deliveries: pd.DataFrame) -> pd.DataFrame:
     frame["requests_per_s"] = np.asarray(rec.request_bins[:n], dtype=float) / interval
     frame["errors_per_s"] = np.asarray(rec.error_bins[:n], dtype=float) / interval
     frame["retries_per_s"] = np.asarray(rec.retry_bins[:n], dtype=float) / interval
+    frame["connects_per_s"] = np.asarray(rec.connect_bins[:n], dtype=float) / interval
     is_online = deliveries["path"].cat.codes.to_numpy() == PATH_ONLINE
     bins = (deliveries["display_time_s"].to_numpy()[is_online] // interval).astype(np.int64)
     lat = deliveries["latency_s"].to_numpy()[is_online]
@@ -180,6 +181,8 @@ def _counters(model: Model) -> dict[str, float]:
             "sync_timeouts",
             "connect_failures",
             "connect_attempts",
+            "memory_rewrites",
+            "connects_shed",
             "connections_lost",
             "blocked_sends",
             "token_refreshes",

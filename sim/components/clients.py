@@ -127,7 +127,7 @@ class Clients:
         if self.transport is TransportKind.WEBSOCKET:
             self.rec.wire(now, self.costs.header_bytes, True)  # the Upgrade exchange
         ctx = (user, self.epoch[user], rtt)
-        self.rec.connect_attempts += 1
+        self.rec.connect(now)
         delay = (self.costs.connect_rtts - 0.5) * rtt
         if delay <= 0.0:
             self.server.open_session(ctx)

@@ -212,17 +212,7 @@ class Script:
         return "\n".join(lines)
 
 
-KNOWN_DIFFERENCES = {
-    "gateway_ack_with_store_down": (
-        "durability 'gateway' (ack before the store write) while the store is down: the "
-        "simulator's message service tries the write once and drops the acked message "
-        "when it is refused (docs/components.md: 'a refused write loses an acked "
-        "message'), so it is lost for every member; the reference's service keeps it in "
-        "memory, gives it its seq and fans it out at once, and writes it when the store "
-        "is back (reference_impl/service.py). docs/protocol.md only says 'accepted in "
-        "memory'. Scripts with 'gateway' durability therefore never crash the store."
-    ),
-}
+KNOWN_DIFFERENCES: dict[str, str] = {}
 """Semantic differences found between the two implementations, kept out of the
 generated scripts and pinned by tests/test_sim_vs_reference.py."""
 
@@ -240,7 +230,8 @@ def build_script(choose: Choose) -> Script:
     2-6 users; 1-3 conversations, one of them a group of 3+ when there are 3+
     users; the durability setting; 5-25 operations chosen with the current state
     in mind (only online users disconnect, a crashed store is restarted ...).
-    The store crashes only under ``store`` durability (see :data:`KNOWN_DIFFERENCES`).
+    The store may crash under either durability: with ``gateway`` both services keep
+    an acked message in memory and write it when the store is back.
     """
     users = choose(2, MAX_USERS)
     n_convs = choose(1, MAX_CONVERSATIONS)
@@ -262,8 +253,7 @@ def build_script(choose: Choose) -> Script:
             menu.append(("disconnect", 2))
         if len(online) < users:
             menu.append(("connect", 3))
-        if durability == "store":  # see KNOWN_DIFFERENCES: gateway acks and a down store
-            menu.append(("crash_store", 1) if store_up else ("restart_store", 3))
+        menu.append(("crash_store", 1) if store_up else ("restart_store", 3))
         kind = _weighted(choose, menu)
         if kind == "send":
             conv = choose(0, n_convs - 1)
