@@ -302,3 +302,82 @@ def write_report(
     report = out_path / "report.html"
     report.write_text(page, encoding="utf-8")
     return report
+
+
+def write_sweep_report(
+    out_dir: str | Path,
+    frame: pd.DataFrame,
+    params: Sequence[str],
+    *,
+    title: str,
+    points: pd.DataFrame,
+) -> Path:
+    """Write a sweep's ``report.html`` and its figures as PNG into ``out_dir``.
+
+    Figures: latency against throughput with the knee for every numeric swept
+    parameter; with two or more numeric parameters, heatmaps of p99 latency and
+    cost over the first two (means over replications and over any other
+    parameter). ``points`` is the per-point table (mean ± CI) shown above them.
+
+    Returns:
+        Path of ``report.html``.
+    """
+    from sim.plots_studies import latency_vs_throughput, sweep_heatmap
+
+    out_path = Path(out_dir)
+    out_path.mkdir(parents=True, exist_ok=True)
+    numeric = [p for p in params if pd.api.types.is_numeric_dtype(frame[p])]
+    figures: list[tuple[str, str, Figure]] = []
+    for param in numeric:
+        if frame[param].nunique() < 2:
+            continue
+        others = [p for p in params if p != param]
+        pooled = f", pooled over {', '.join(others)}" if others else ""
+        figures.append(
+            (
+                f"latency_vs_throughput_{param.replace('.', '_')}",
+                f"p99 latency against throughput as {param} varies (95% CI){pooled}",
+                latency_vs_throughput(frame, param),
+            )
+        )
+    if len(numeric) >= 2:
+        x, y = numeric[0], numeric[1]
+        rest = [p for p in params if p not in (x, y)]
+        pooled = f", averaged over {', '.join(rest)}" if rest else ""
+        for metric in ("latency_p99", "cost"):
+            if metric in frame.columns:
+                figures.append(
+                    (
+                        f"heatmap_{metric}",
+                        f"{metric.replace('_', ' ')} by {x} and {y}{pooled}",
+                        sweep_heatmap(frame, x, y, metric),
+                    )
+                )
+    sections = []
+    for stem, caption, figure in figures:
+        png = _png(figure)
+        (out_path / f"{stem}.png").write_bytes(png)
+        sections.append(_figure_html(png, caption))
+    points.to_csv(out_path / "points.csv", index=False)
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    seeds = sorted({int(s) for s in frame["seed"]}) if "seed" in frame.columns else []
+    table = points.to_html(index=False, border=0, escape=True)
+    page = (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>"
+        f'<p class="generated">Generated {generated} by msgsim {html.escape(_version())}; '
+        f"{len(frame)} runs, {frame['point'].nunique()} points; "
+        f"seeds {html.escape(_seeds_text(seeds))}.</p>"
+        "<h2>Points</h2>"
+        '<p class="note">Mean ± half-width of the 95% confidence interval over '
+        "replications.</p>"
+        f"{table}"
+        "<h2>Figures</h2>"
+        f"{''.join(sections) or '<p>No numeric parameter to plot.</p>'}"
+        "</body></html>\n"
+    )
+    report = out_path / "report.html"
+    report.write_text(page, encoding="utf-8")
+    return report

@@ -68,6 +68,12 @@ def add_sweep_command(subparsers: argparse._SubParsersAction[Any]) -> argparse.A
         help="output directory of Parquet parts (default: out/NAME.parquet)",
     )
     p.add_argument("--resume", action="store_true", help="skip runs already in --out")
+    p.add_argument(
+        "--report",
+        metavar="DIR",
+        help="where to write report.html with the sweep's figures (default: beside --out, "
+        "NAME-report/; 'none' for no report)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_sweep)
     return p
@@ -177,9 +183,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise
     known = {*ID_COLUMNS, *PROVENANCE_COLUMNS, *SUMMARY_COLUMNS}
     params = [c for c in frame.columns if c not in known]
+    points = point_table(frame, params)
     print(f"{spec.name}: {frame['point'].nunique()} points, mean ± 95% CI over replications\n")
-    print(point_table(frame, params).to_string(index=False))
+    print(points.to_string(index=False))
     print(f"\n{len(frame)} runs in {out}/  (read with pandas.read_parquet({str(out)!r}))")
+    if args.report != "none":
+        from sim.report import write_sweep_report
+
+        report_dir = Path(args.report) if args.report else out.with_name(f"{out.stem}-report")
+        report = write_sweep_report(
+            report_dir, frame, params, title=f"msgsim sweep: {spec.name}", points=points
+        )
+        print(f"wrote {report}")
     return 0
 
 

@@ -179,3 +179,20 @@ def test_dos_flood_rate_limited_keeps_legitimate_users_near_their_baseline() -> 
         },
     )
     assert window(exposed, 105, 120, "latency_p99").median() > 10 * before
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_every_library_scenario_replays_the_same_event_trace(name: str) -> None:
+    """The determinism self-check on each library scenario, cut short after its faults
+    begin (a smaller population keeps it quick; the faults and defences are intact)."""
+    scenario = load_scenario(name)
+    first_fault = min([f.at_s for f in scenario.faults] + [scenario.workload.attack.start_s or 1e9])
+    short = {
+        "workload.users": 2000,
+        "run.duration_s": first_fault + 25,
+        "run.drain_s": 10,
+    }
+    sc = load_scenario(name, short)
+    first = simulate(sc, seed=3, progress=False, trace=True).meta["trace"]
+    second = simulate(sc, seed=3, progress=False, trace=True).meta["trace"]
+    assert first["events"] > 1_000 and first == second

@@ -374,3 +374,39 @@ def test_the_command_prints_a_table_per_point_and_where_the_parquet_is(
     assert "gateway.instances" in shown and "online p99 (ms)" in shown
     assert f"4 runs in {out}/" in shown
     assert len(pd.read_parquet(out)) == 4
+
+
+def test_the_command_writes_a_report_with_the_sweep_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = GOOD.replace(
+        "grid: {architecture.gateway.instances: [1, 2]}",
+        "grid: {architecture.gateway.instances: [1, 2], workload.users: [200, 300]}",
+    ).replace("replications: 1", "replications: 2")
+    path = _write(tmp_path / "two.yaml", text)
+    out = tmp_path / "two.parquet"
+    assert sweep_main([str(path), "--backend", "serial", "--out", str(out), "--quiet"]) == 0
+    report_dir = tmp_path / "two-report"
+    assert f"wrote {report_dir / 'report.html'}" in capsys.readouterr().out
+    page = (report_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4  # two load curves, two heatmaps
+    assert (report_dir / "heatmap_latency_p99.png").stat().st_size > 5_000
+    points = pd.read_csv(report_dir / "points.csv")
+    assert len(points) == 4 and set(points["runs"]) == {2}
+    out_none = tmp_path / "none.parquet"
+    assert (
+        sweep_main(
+            [
+                str(path),
+                "--backend",
+                "serial",
+                "--out",
+                str(out_none),
+                "--quiet",
+                "--report",
+                "none",
+            ]
+        )
+        == 0
+    )
+    assert not (tmp_path / "none-report").exists()
