@@ -162,6 +162,33 @@ class Model:
                 self.sessions.online[user] = 1
                 self.clients.go_online(user)
 
+    def _behind_users(self) -> np.ndarray:
+        """Connected users (attackers aside) whose cursor in some conversation is behind
+        the messages it holds: their syncs have not caught up."""
+        convs = self.convs
+        accepted = np.frombuffer(self.server.next_seq, dtype=np.int32) - 1
+        cursor = np.frombuffer(self.clients.cursor, dtype=np.int32)
+        behind = accepted[convs.user_convs] > cursor
+        owners = np.repeat(np.arange(len(convs.user_ptr) - 1), np.diff(convs.user_ptr))
+        flagged = np.zeros(len(convs.user_ptr) - 1, dtype=bool)
+        flagged[owners[behind]] = True
+        connected = np.frombuffer(bytes(self.clients.state), dtype=np.uint8) == CONNECTED
+        flagged &= connected
+        if self.attack is not None:
+            flagged &= np.frombuffer(bytes(self.attack.is_attacker), dtype=np.uint8) == 0
+        # one's own messages beyond the cursor do not count: the sender displayed them
+        # when it wrote them (with ack_after: broker the ack comes before their seq)
+        log = self.server.log
+        slot_conv = convs.user_convs
+        still = []
+        for user in np.flatnonzero(flagged).tolist():
+            for slot in convs.slots_of(user):
+                entries = log.get(int(slot_conv[slot]), ())
+                if any(m.sender != user for m in entries[self.clients.cursor[slot] :]):
+                    still.append(user)
+                    break
+        return np.asarray(still, dtype=np.int64)
+
     def _waiting_users(self) -> np.ndarray:
         """Offline users with something to receive (a conversation with an accepted
         message beyond their cursor) or to send (an outbox)."""

@@ -208,11 +208,12 @@ def _settled(model: Model) -> bool:
     """Did the drain let the system settle? Nobody is still waiting offline for a
     message, no write is in progress, and no message was accepted or displayed in
     the last quarter of the drain (polls and token refreshes may go on: they carry
-    nothing). Otherwise "lost" includes a backlog that more time would clear."""
+    nothing), and no connected user is still behind in a conversation. Otherwise
+    "lost" includes a backlog that more time would clear."""
     run = model.scenario.run
     rec = model.recorder
     quiet_from = run.duration_s + run.drain_s * 0.75
-    if len(model._waiting_users()):
+    if len(model._waiting_users()) or len(model._behind_users()):
         return False
     if any(m.writing for m in rec.messages):
         return False

@@ -470,6 +470,9 @@ class Resilience(_Section):
     connect_timeout_s: float = Field(
         default=10.0, gt=0, description="client wait for a connection to be set up"
     )
+    sync_timeout_s: float = Field(
+        default=10.0, gt=0, description="client wait for a sync reply before asking again"
+    )
     retry: Retry = Retry()
     reconnect: Reconnect = Reconnect()
     circuit_breaker: CircuitBreaker = CircuitBreaker()

@@ -172,7 +172,7 @@ def test_kafka_acks_1_loses_acked_messages_when_a_leader_crashes_under_load() ->
     """The records the leader had acknowledged but no follower had fetched are truncated
     by the new leader: acked, never delivered, and the checker finds every one."""
     lost = 0
-    for seed in (1, 2, 3):
+    for seed in (1, 2):
         res = simulate(kafka_under_load("1"), seed=seed, progress=False)
         assert res.meta["settled"]
         whole = res.meta["whole_run"]["lost"]
@@ -182,9 +182,8 @@ def test_kafka_acks_1_loses_acked_messages_when_a_leader_crashes_under_load() ->
     assert lost > 0
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_kafka_acks_all_with_min_insync_2_loses_nothing_but_stalls_meanwhile(seed: int) -> None:
-    res = simulate(kafka_under_load("all"), seed=seed, progress=False)
+def test_kafka_acks_all_with_min_insync_2_loses_nothing_but_stalls_meanwhile() -> None:
+    res = simulate(kafka_under_load("all"), seed=1, progress=False)
     assert res.meta["whole_run"]["lost"] == 0
     assert res.meta["counters"]["broker_truncated"] == 0
     # broker 0 is in every ISR: acks=all waits for the fencing (9 s); senders give up

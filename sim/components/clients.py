@@ -69,6 +69,7 @@ class Clients:
         self.outbox: dict[int, list[Message]] = {}
         res = arch.resilience
         self.timeout_s = res.timeout_s
+        self.sync_timeout_s = res.sync_timeout_s
         #: access tokens are renewed this often while connected (0: no authorization server)
         self.token_ttl_s = arch.auth.token_ttl_s if server.auth_server is not None else 0.0
         self.connect_timeout_s = res.connect_timeout_s
@@ -494,8 +495,10 @@ class Clients:
         self._frame_up(now, self.costs.control_bytes + 8 * len(slots))
         epoch = self.epoch[user]
         self._uplink(self.server.receive_sync, (user, epoch, cursors, path, ref_s))
-        if now + self.timeout_s < self.horizon_s:
-            self.after(self.timeout_s, self._sync_timed_out, (user, epoch, slots, path, ref_s, now))
+        if now + self.sync_timeout_s < self.horizon_s:
+            self.after(
+                self.sync_timeout_s, self._sync_timed_out, (user, epoch, slots, path, ref_s, now)
+            )
 
     def _sync_timed_out(self, ctx: tuple[int, int, list[int], int, float, float]) -> None:
         """No reply to a sync (its request or reply was lost in a crash): ask again."""
