@@ -294,6 +294,20 @@ class _Req:
         self.rid = -1
 
 
+def _draw(
+    tokens: list[float], last: list[float], rate: float, cap: float, req: _Req, now: float
+) -> bool:
+    """A token bucket per partition, refilled lazily: take ``req.units`` if there are enough."""
+    p = req.partition
+    level = min(cap, tokens[p] + rate * (now - last[p]))
+    last[p] = now
+    if level < req.units:
+        tokens[p] = level
+        return False
+    tokens[p] = level - req.units
+    return True
+
+
 class DynamoDbStore(StoreModel):
     """Amazon DynamoDB, provisioned capacity: partitions with token buckets, SDK retries.
 
@@ -391,25 +405,15 @@ class DynamoDbStore(StoreModel):
 
     def _take(self, req: _Req) -> bool:
         """Consume the request's units from its partition's bucket, if there are enough."""
-        p = req.partition
-        now = self.now
         if req.write:
-            tokens = min(self.wcu_cap, self._w_tokens[p] + self.wcu_rate * (now - self._w_last[p]))
-            self._w_last[p] = now
-            if tokens < req.units:
-                self._w_tokens[p] = tokens
-                return False
-            self._w_tokens[p] = tokens - req.units
-            self.wcu_consumed += req.units
-            return True
-        tokens = min(self.rcu_cap, self._r_tokens[p] + self.rcu_rate * (now - self._r_last[p]))
-        self._r_last[p] = now
-        if tokens < req.units:
-            self._r_tokens[p] = tokens
-            return False
-        self._r_tokens[p] = tokens - req.units
-        self.rcu_consumed += req.units
-        return True
+            taken = _draw(self._w_tokens, self._w_last, self.wcu_rate, self.wcu_cap, req, self.now)
+            if taken:
+                self.wcu_consumed += req.units
+            return taken
+        taken = _draw(self._r_tokens, self._r_last, self.rcu_rate, self.rcu_cap, req, self.now)
+        if taken:
+            self.rcu_consumed += req.units
+        return taken
 
     def _attempt(self, req: _Req) -> None:
         if not self.node.up:
