@@ -123,6 +123,10 @@ class Kernel:
         #: with ``trace``, every scheduled callback is recorded in a digest
         self.trace: Trace | None = Trace(self.env) if trace else None
         self._callbacks = (self.trace.record,) if self.trace is not None else _CALLBACKS
+        if self.trace is not None:
+            # components keep ``kernel.after``: a traced kernel hands them the traced one,
+            # so the untraced hot path has no branch
+            self.after = self._after_traced  # type: ignore[method-assign]
 
     @property
     def now(self) -> float:
@@ -137,7 +141,11 @@ class Kernel:
         """
         self.events_scheduled += 1
         env = self.env
+        heappush(self._queue, (env._now + delay_s, NORMAL, next(self._eid), _Call(fn, arg)))
+
+    def _after_traced(self, delay_s: float, fn: Callback, arg: Any = None) -> None:
+        """:meth:`after` for a traced kernel: the call goes through the trace's digest."""
+        self.events_scheduled += 1
         call = _Call(fn, arg)
-        if self.trace is not None:
-            call.callbacks = self._callbacks
-        heappush(self._queue, (env._now + delay_s, NORMAL, next(self._eid), call))
+        call.callbacks = self._callbacks
+        heappush(self._queue, (self.env._now + delay_s, NORMAL, next(self._eid), call))
