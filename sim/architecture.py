@@ -19,6 +19,8 @@ from array import array
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from sim.components.balancer import Balancer
 from sim.components.costs import Costs
 from sim.components.inbox import Inbox
@@ -333,8 +335,8 @@ class Server:
 
     def gateway_crashed(self, gw: int) -> None:
         """Every connection the instance held is gone; its clients will reconnect."""
-        users = [u for u in range(len(self.presence_gw)) if self.presence_gw[u] == gw]
-        for user in users:
+        held = np.frombuffer(self.presence_gw, dtype=np.int32) == gw
+        for user in np.flatnonzero(held).tolist():
             self.close_session(user)
             self.clients.connection_lost(user)
 

@@ -162,9 +162,8 @@ class Model:
                 self.sessions.online[user] = 1
                 self.clients.go_online(user)
 
-    def _behind_users(self) -> np.ndarray:
-        """Connected users (attackers aside) whose cursor in some conversation is behind
-        the messages it holds: their syncs have not caught up."""
+    def _behind(self) -> np.ndarray:
+        """Per user: some conversation holds an accepted message beyond the cursor."""
         convs = self.convs
         accepted = np.frombuffer(self.server.next_seq, dtype=np.int32) - 1
         cursor = np.frombuffer(self.clients.cursor, dtype=np.int32)
@@ -172,6 +171,13 @@ class Model:
         owners = np.repeat(np.arange(len(convs.user_ptr) - 1), np.diff(convs.user_ptr))
         flagged = np.zeros(len(convs.user_ptr) - 1, dtype=bool)
         flagged[owners[behind]] = True
+        return flagged
+
+    def _behind_users(self) -> np.ndarray:
+        """Connected users (attackers aside) whose cursor in some conversation is behind
+        the messages it holds: their syncs have not caught up."""
+        convs = self.convs
+        flagged = self._behind()
         connected = np.frombuffer(bytes(self.clients.state), dtype=np.uint8) == CONNECTED
         flagged &= connected
         if self.attack is not None:
@@ -192,13 +198,7 @@ class Model:
     def _waiting_users(self) -> np.ndarray:
         """Offline users with something to receive (a conversation with an accepted
         message beyond their cursor) or to send (an outbox)."""
-        convs = self.convs
-        accepted = np.frombuffer(self.server.next_seq, dtype=np.int32) - 1
-        cursor = np.frombuffer(self.clients.cursor, dtype=np.int32)
-        behind = accepted[convs.user_convs] > cursor
-        owners = np.repeat(np.arange(len(convs.user_ptr) - 1), np.diff(convs.user_ptr))
-        waiting = np.zeros(len(convs.user_ptr) - 1, dtype=bool)
-        waiting[owners[behind]] = True
+        waiting = self._behind()
         for user in self.clients.outbox:
             waiting[user] = True
         offline = np.frombuffer(bytes(self.clients.state), dtype=np.uint8) == 0
