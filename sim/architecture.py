@@ -35,7 +35,7 @@ from sim.components.security import (
 )
 from sim.components.station import Station
 from sim.components.systems import build_broker, build_store
-from sim.kernel import Kernel
+from sim.kernel import Kernel, Timeouts
 from sim.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
 from sim.scenario import (
     AckAfter,
@@ -134,6 +134,12 @@ class Server:
         self.ack_at_broker = arch.ack_after is AckAfter.BROKER
         self.store_timeout_s = arch.store.request_timeout_s
         self.broker_timeout_s = arch.broker.request_timeout_s
+        self._store_timeouts = Timeouts(
+            kernel, self.store_timeout_s, self._write_timeout, self._write_pending
+        )
+        self._broker_timeouts = Timeouts(
+            kernel, self.broker_timeout_s, self._write_timeout, self._write_pending
+        )
         #: messages older than this in an inbox queue or topic have expired
         self.retention_s = (
             math.inf if arch.offline.inbox is InboxKind.STORE else arch.offline.retention_s
@@ -267,7 +273,11 @@ class Server:
             self.after(costs.client_rtt() * 0.5, fn, arg)
 
     def _downlink_after(self, pair: tuple[Callable[[Any], None], Any]) -> None:
-        self._downlink(pair[0], pair[1])
+        # _downlink, inlined: every frame a gateway sends ends here
+        if self.costs.client_zero:
+            pair[0](pair[1])
+        else:
+            self.after(self.costs.client_rtt() * 0.5, pair[0], pair[1])
 
     def _from_service_to_gateway(self, fn: Callable[[Any], None], arg: Any) -> None:
         """From the message service to a gateway: a hop, unless they are one process."""
@@ -287,7 +297,7 @@ class Server:
         user = ctx[0]
         if self.net.cuts and self.net.cut("client", "gateway"):
             return  # the client's connect attempt times out
-        if self.detector is not None and self.detector.is_blocked(user, self.env.now):
+        if self.detector is not None and self.detector.is_blocked(user, self.env._now):
             self.after(ctx[2], self.clients.connect_failed, (user, ctx[1]))
             return
         self._authorized(user, self._open_session, ctx)
@@ -372,16 +382,16 @@ class Server:
         """Load shedding: the gateway's queue is too long; the send is refused before it
         queues (an early check, no worker time) and the error goes straight back."""
         self.defences.shed += 1
-        self.rec.error(self.env.now)
+        self.rec.error(self.env._now)
         self._downlink(self.clients.send_rejected, ctx)
 
     def _gateway_send(self, ctx: SendCtx) -> None:
         msg = ctx[0]
-        if self.detector is not None and self.detector.observe(msg.sender, self.env.now):
+        if self.detector is not None and self.detector.observe(msg.sender, self.env._now):
             self.rec.blocked_sends += 1
             self._refuse(ctx)
             return
-        if self.buckets is not None and not self.buckets.take(msg.sender, self.env.now):
+        if self.buckets is not None and not self.buckets.take(msg.sender, self.env._now):
             self.rec.rate_limited += 1
             self._refuse(ctx)
             return
@@ -390,7 +400,7 @@ class Server:
         self._service_step(self._accept, ctx, msg.conv)
 
     def _refuse(self, ctx: SendCtx) -> None:
-        self.rec.error(self.env.now)
+        self.rec.error(self.env._now)
         self._outbound(ctx[2], self.clients.send_rejected, ctx)
 
     def _blocked(self, user: int, now: float) -> None:
@@ -408,7 +418,7 @@ class Server:
             fn(arg)
             return
         since = self.clients.online_since[user]
-        self.introspection.check(self.token_clock.token_at(user, since, self.env.now), fn, arg)
+        self.introspection.check(self.token_clock.token_at(user, since, self.env._now), fn, arg)
 
     def refresh_token(self, user: int) -> None:
         """A client renews its access token: one request to the authorization server."""
@@ -455,7 +465,7 @@ class Server:
                     self._give_up_write(msg)
                     return
                 self._hop(self._publish_guarded, call)
-            self.after(self.broker_timeout_s, self._write_timeout, (msg, msg.write_no))
+            self._broker_timeouts.start((msg, msg.write_no))
         elif self.costs.store_write_instant:
             self._durable(msg)
         else:
@@ -468,7 +478,7 @@ class Server:
                     self._give_up_write(msg)
                     return
                 self._hop(self._store_write_guarded, call)
-            self.after(self.store_timeout_s, self._write_timeout, (msg, msg.write_no))
+            self._store_timeouts.start((msg, msg.write_no))
 
     def _store_write(self, msg: Message) -> None:
         self.store.write(msg, self._written, self._write_failed)
@@ -479,11 +489,16 @@ class Server:
     def _written(self, msg: Message) -> None:
         self._hop(self._durable, msg)
 
+    @staticmethod
+    def _write_pending(ctx: tuple[Message, int]) -> bool:
+        """Whether write ``ctx`` still waits (False for ever once False: a later write
+        of the message has another number)."""
+        return ctx[0].writing and ctx[0].write_no == ctx[1]
+
     def _write_timeout(self, ctx: tuple[Message, int]) -> None:
-        msg, write_no = ctx
-        if msg.writing and msg.write_no == write_no:
+        if self._write_pending(ctx):
             self.rec.write_timeouts += 1
-            self._write_failed_now(msg)
+            self._write_failed_now(ctx[0])
 
     def _write_failed(self, msg: Message) -> None:
         """The store or broker refused the write: the waiting attempts get an error."""
@@ -512,7 +527,7 @@ class Server:
         msg.writing = False
         waiters = msg.waiters
         msg.waiters = None
-        self.rec.error(self.env.now)
+        self.rec.error(self.env._now)
         if waiters and not self.ack_at_gateway:
             for epoch, gw, attempt in waiters:
                 self._from_service_to_gateway(self._reject_at_gateway, (msg, epoch, gw, attempt))
@@ -533,7 +548,7 @@ class Server:
         if msg.durable:
             return  # a late duplicate write of a message already stored
         msg.durable = True
-        msg.durable_s = self.env.now
+        msg.durable_s = self.env._now
         msg.writing = False
         if self.write_buffer is not None:
             self.write_buffer.written(msg)
@@ -557,7 +572,7 @@ class Server:
             self.log[conv] = [msg]
         else:
             log.append(msg)
-        self.rec.accepted(self.env.now)
+        self.rec.accepted(self.env._now)
 
     def _ack(self, ctx: SendCtx) -> None:
         if self.ack_at_gateway:
@@ -847,10 +862,10 @@ class Server:
                 self._hop(self._read_guarded, call)
 
     def _waiting(self, cursors: list[tuple[int, int]]) -> int:
-        user_convs = self.convs.user_convs
+        slot_conv = self.convs.slot_conv
         waiting = 0
         for slot, cursor in cursors:
-            log = self.log.get(int(user_convs[slot]))
+            log = self.log.get(slot_conv[slot])
             if log is not None and len(log) > cursor:
                 waiting += len(log) - cursor
         return waiting
@@ -875,12 +890,12 @@ class Server:
         last ``cache_messages`` the service wrote are answered from its cache; the others
         get the error (the client asks again)."""
         user, epoch, cursors, path, ref_s = ctx
-        user_convs = self.convs.user_convs
+        slot_conv = self.convs.slot_conv
         limit = self.defences.cache_messages
         cached: list[tuple[int, int]] = []
         missed: list[tuple[int, int]] = []
         for slot, cursor in cursors:
-            log = self.log.get(int(user_convs[slot]))
+            log = self.log.get(slot_conv[slot])
             if log is None or len(log) - cursor <= limit:
                 cached.append((slot, cursor))
             else:
@@ -901,13 +916,13 @@ class Server:
         user, epoch, cursors, path, reconnect_s = ctx
         if not self._connected(user, epoch):
             return
-        user_convs = self.convs.user_convs
+        slot_conv = self.convs.slot_conv
         batch: list[tuple[Message, int]] = []
         more = False
         limit = self.sync_batch
-        expire_before = self.env.now - self.retention_s
+        expire_before = self.env._now - self.retention_s
         for slot, cursor in cursors:
-            log = self.log.get(int(user_convs[slot]))
+            log = self.log.get(slot_conv[slot])
             if not log or len(log) <= cursor:
                 continue
             for msg in log[cursor:]:

@@ -60,43 +60,51 @@ def check(
     """
     per = messages[["msg_id", "conv_id", "sender", "seq", "acked", "failed"]].copy()
     per["expected"] = conversation_sizes[per["conv_id"].to_numpy()] - 1
-    msg_ids = per["msg_id"].to_numpy()
-    displayed = np.zeros(len(per), dtype=np.int64)
-    duplicated = np.zeros(len(per), dtype=np.int64)
-    reordered = np.zeros(len(per), dtype=np.int64)
+    n = len(per)
+    displayed = np.zeros(n, dtype=np.int64)
+    duplicated = np.zeros(n, dtype=np.int64)
+    reordered = np.zeros(n, dtype=np.int64)
     if len(displays):
-        # position of each displayed message in ``per`` (msg_ids need not be 0..n-1)
-        order = np.argsort(msg_ids, kind="stable")
-        shown = displays["msg_id"].to_numpy()
-        row = order[np.searchsorted(msg_ids, shown, sorter=order)]
-        recipient = displays["recipient"].to_numpy().astype(np.int64)
+        # a million-user hour displays ~10^7 times: every step below keeps at most a
+        # few 8-byte columns of that length alive at once
+        row = _rows(per["msg_id"].to_numpy(), displays["msg_id"].to_numpy())
+        recipient = displays["recipient"].to_numpy()
         # duplicates: the same (message, recipient) pair displayed more than once
-        pair = row.astype(np.int64) * (int(recipient.max()) + 1) + recipient
-        sorted_pairs = np.sort(pair)
-        first = np.ones(len(sorted_pairs), dtype=bool)
-        first[1:] = sorted_pairs[1:] != sorted_pairs[:-1]
-        unique_rows = (sorted_pairs[first] // (int(recipient.max()) + 1)).astype(np.int64)
-        np.add.at(displayed, unique_rows, 1)
-        dup_rows = (sorted_pairs[~first] // (int(recipient.max()) + 1)).astype(np.int64)
-        np.add.at(duplicated, dup_rows, 1)
+        width = int(recipient.max()) + 1
+        pair = row.astype(np.int64)
+        pair *= width
+        pair += recipient
+        pair.sort()
+        first = np.empty(len(pair), dtype=bool)
+        first[0] = True
+        np.not_equal(pair[1:], pair[:-1], out=first[1:])
+        pair //= width  # the row of each pair, in pair order
+        displayed = np.bincount(pair, weights=first, minlength=n).astype(np.int64)
+        duplicated = np.bincount(pair, minlength=n) - displayed
+        del pair, first
         # reordering: within each (recipient, conversation), in display order, a seq
         # below the highest seq displayed before it. Offsetting each group's seqs
         # above every earlier group's lets one running maximum serve all groups.
-        conv = displays["conv_id"].to_numpy().astype(np.int64)
-        seq = displays["seq"].to_numpy().astype(np.int64)
-        by_group = np.lexsort((np.arange(len(seq)), conv, recipient))
-        g_rec, g_conv = recipient[by_group], conv[by_group]
-        new_group = np.ones(len(by_group), dtype=bool)
-        new_group[1:] = (g_rec[1:] != g_rec[:-1]) | (g_conv[1:] != g_conv[:-1])
-        group_id = np.cumsum(new_group)
-        span = int(seq.max()) + 1
-        lifted = seq[by_group] + group_id * span
+        conv = displays["conv_id"].to_numpy()
+        key = recipient.astype(np.int64)
+        key *= int(conv.max()) + 1
+        key += conv
+        by_group = np.argsort(key, kind="stable")  # stable: display order within a group
+        lifted = key[by_group]
+        del key
+        new_group = np.empty(len(lifted), dtype=bool)
+        new_group[0] = True
+        np.not_equal(lifted[1:], lifted[:-1], out=new_group[1:])
+        seq = displays["seq"].to_numpy()
+        np.cumsum(new_group, out=lifted)  # the group's number
+        lifted *= int(seq.max()) + 1
+        lifted += seq[by_group]
         running = np.maximum.accumulate(lifted)
-        before = np.empty_like(running)
-        before[0] = -1
-        before[1:] = running[:-1]
-        late = (lifted < before) & ~new_group
-        np.add.at(reordered, row[by_group][late], 1)
+        late = np.zeros(len(lifted), dtype=bool)
+        np.less(lifted[1:], running[:-1], out=late[1:])
+        late &= ~new_group
+        del lifted, running, new_group
+        reordered = np.bincount(row[by_group[late]], minlength=n).astype(np.int64)
     per["displayed"] = displayed
     per["duplicated"] = duplicated
     per["reordered"] = reordered
@@ -111,3 +119,13 @@ def check(
         delivered=int(displayed.sum()),
         per_message=per,
     )
+
+
+def _rows(msg_ids: np.ndarray, shown: np.ndarray) -> np.ndarray:
+    """Position in ``msg_ids`` of each displayed message id (ids need not be 0..n-1;
+    when they are, which is the simulator's numbering, the ids are the positions)."""
+    n = len(msg_ids)
+    if n and msg_ids[0] == 0 and msg_ids[-1] == n - 1 and np.array_equal(msg_ids, np.arange(n)):
+        return shown
+    order = np.argsort(msg_ids, kind="stable")
+    return order[np.searchsorted(msg_ids, shown, sorter=order)]

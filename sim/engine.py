@@ -112,7 +112,7 @@ class Model:
         They are spread over the gateways in turn, which is also what least
         connections does from empty instances.
         """
-        online = np.frombuffer(bytes(self.sessions.online), dtype=np.uint8).nonzero()[0]
+        online = np.frombuffer(self.sessions.online.flags, dtype=np.uint8).nonzero()[0]
         clients, server = self.clients, self.server
         balancer = server.gateway_balancer
         count = len(balancer.stations)
@@ -130,7 +130,8 @@ class Model:
             # tokens of users already online were issued at random times before 0
             rng = self.kernel.streams.generator("client.token_phase")
             phases = rng.random(len(online)) * clients.token_ttl_s
-            for user, phase in zip(online.tolist(), phases.tolist(), strict=True):
+            order = np.argsort(phases, kind="stable")  # renewals are queued in time order
+            for user, phase in zip(online[order].tolist(), phases[order].tolist(), strict=True):
                 clients.schedule_refresh(user, phase)
         if self.clients.transport is not TransportKind.WEBSOCKET:
             # polls of users already online start at random phases, not all at once
@@ -285,28 +286,49 @@ class Model:
         for s in self.server.stations:
             self._window_integrals[f"{s.name}:{label}"] = s.integrals(env.now)
 
-    def run(self, progress: bool | None = None) -> Result:
+    def run(self, progress: bool | None = None, release: bool = False) -> Result:
         """Simulate the whole run and measure it.
 
         Python's cyclic garbage collector is paused meanwhile: a run creates
         millions of short-lived, acyclic objects (messages, scheduled calls), and
         each collection would traverse every live message again. Reference
         counting still frees everything; the collector resumes afterwards.
+
+        With ``release``, the model lets go of its messages and components while
+        the results are built (:meth:`release`): what :func:`simulate` does, since
+        nobody sees its model; keep the default to inspect the model afterwards.
         """
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._run(progress)
+            return self._run(progress, release)
         finally:
             if collecting:
                 gc.enable()
 
-    def _run(self, progress: bool | None) -> Result:
+    def release(self) -> None:
+        """Let go of the run's objects once the results have read them: the messages,
+        the components and the pending events. A million-user hour holds about a
+        gigabyte of them; the frames are built in the memory they leave. The
+        recorder's columns, the conversations, the sessions and the attack's
+        accounts stay. A released model cannot run or be inspected further.
+        """
+        self.recorder.messages = []
+        # what outlives the release must not lead back to the components
+        self.sessions.online.on_exceed = None
+        if self.attack is not None:
+            vars(self.attack).pop("_kernel", None)
+            vars(self.attack).pop("_send", None)
+        for name in ("server", "clients", "kernel", "faults", "traffic"):
+            vars(self).pop(name, None)
+        gc.collect()  # the components refer to each other: cycles the collector frees
+
+    def _run(self, progress: bool | None, release: bool = False) -> Result:
         started = time.perf_counter()
         env = self.kernel.env
         self._connect_initial()
         self.faults.start()
-        env.process(self.sessions.process(env, self._toggle))
+        self.sessions.start(self.kernel, self._toggle)
         self.traffic.start(self.kernel, self.sessions.online, self.clients.send)
         if self.attack is not None:
             self.kernel.after(self.attack.start_s, self._attack_begins, None)
@@ -335,14 +357,14 @@ class Model:
                 bar.update(round(until) - round(done))
                 done = until
         wall_s = time.perf_counter() - started
-        return self._result(wall_s)
+        return self._result(wall_s, release)
 
     # ------------------------------------------------------------ results
 
-    def _result(self, wall_s: float) -> Result:
+    def _result(self, wall_s: float, release: bool = False) -> Result:
         from sim.results_frames import build_result
 
-        return build_result(self, wall_s)
+        return build_result(self, wall_s, release)
 
 
 def simulate(
@@ -354,7 +376,7 @@ def simulate(
     """Run ``scenario`` once with ``seed`` (default: ``scenario.run.seed``); with
     ``trace``, ``meta["trace"]`` holds the digest of the event trace."""
     model = Model(scenario, scenario.run.seed if seed is None else seed, trace=trace)
-    return model.run(progress=progress)
+    return model.run(progress=progress, release=True)
 
 
 __all__ = ["Model", "simulate"]

@@ -10,13 +10,14 @@ the same users, conversations and messages (common random numbers).
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Callable
-from heapq import heappush
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 import numpy as np
 import simpy
-from simpy.core import NORMAL
+from simpy.core import NORMAL, URGENT, EmptySchedule
 
 
 def stream_key(name: str) -> tuple[int, int]:
@@ -57,28 +58,80 @@ class Streams:
 Callback = Callable[[Any], None]
 
 
-class _Call:
-    """A scheduled callback: the lightest object SimPy's event loop can process.
+class _StopRun(Exception):
+    """Raised by the sentinel that ends :meth:`Environment.run` at its ``until``."""
 
-    ``Environment.step`` needs only ``callbacks`` and ``_ok`` of what it pops;
-    a full ``Timeout`` costs several times more to build, and a run schedules
-    tens of millions of these.
+
+def _stop(_: Any) -> None:
+    raise _StopRun
+
+
+class Environment(simpy.Environment):
+    """SimPy's environment with an event loop for plain callbacks.
+
+    Components schedule *calls*, not SimPy events: a call is the heap entry
+    ``(time, NORMAL, id, fn, arg)``, and running it is ``fn(arg)``: no event
+    object, no callback list, no trampoline. SimPy's own events (the few SimPy
+    processes of a run) are 4-tuples in the same heap and are processed as
+    ``simpy.Environment.step`` does. The two kinds never compare beyond the id,
+    which is unique, so ties at one instant still run in scheduling order.
     """
 
-    __slots__ = ("arg", "callbacks", "fn")
-    _ok = True
+    def step(self) -> None:
+        try:
+            item = heappop(self._queue)
+        except IndexError:
+            raise EmptySchedule from None
+        self._now = item[0]
+        if len(item) == 5:
+            item[3](item[4])
+        else:
+            self._process(item[3])
 
-    def __init__(self, fn: Callback, arg: Any) -> None:
-        self.callbacks = _CALLBACKS
-        self.fn = fn
-        self.arg = arg
+    def _process(self, event: Any) -> None:
+        """What ``simpy.Environment.step`` does with a SimPy event it popped."""
+        callbacks, event.callbacks = event.callbacks, None
+        for callback in callbacks:
+            callback(event)
+        if not event._ok and not hasattr(event, "_defused"):
+            exc = type(event._value)(*event._value.args)
+            exc.__cause__ = event._value
+            raise exc
 
+    def run(self, until: Any = None) -> Any:
+        """Run until simulated time ``until`` (a number) or until nothing is left.
 
-def _trampoline(call: _Call) -> None:
-    call.fn(call.arg)
-
-
-_CALLBACKS = (_trampoline,)
+        Like SimPy, calls at exactly ``until`` are left for the next run. Without
+        ``until``, or with a SimPy event, SimPy's own loop runs (through
+        :meth:`step`); a simulation runs to a time, in this loop.
+        """
+        if until is None or not isinstance(until, int | float):
+            return super().run(until)
+        # calls are 5-tuples, SimPy events 4-tuples: one heap of both
+        queue: list[Any] = self._queue
+        pop = heappop
+        process = self._process
+        at = float(until)
+        if at <= self._now:
+            raise ValueError(f"until ({at}) must be greater than the current simulation time")
+        sentinel = (at, URGENT, next(self._eid), _stop, None)
+        heappush(queue, sentinel)
+        try:
+            while True:
+                item = pop(queue)
+                self._now = item[0]
+                if len(item) == 5:
+                    item[3](item[4])
+                else:
+                    process(item[3])
+        except _StopRun:
+            return None
+        except BaseException:
+            # a callback failed: leave the queue as it was, without the sentinel
+            if sentinel in queue:
+                queue.remove(sentinel)
+                heapify(queue)
+            raise
 
 
 class Trace:
@@ -93,12 +146,12 @@ class Trace:
         self.events = 0
         self._hash = hashlib.blake2b(digest_size=16)
 
-    def record(self, call: _Call) -> None:
+    def record(self, call: tuple[Callback, Any]) -> None:
         self.events += 1
-        fn = call.fn
+        fn, arg = call
         name = getattr(fn, "__qualname__", type(fn).__name__)
         self._hash.update(f"{self.env.now!r}:{name};".encode())
-        fn(call.arg)
+        fn(arg)
 
     @property
     def digest(self) -> str:
@@ -106,46 +159,148 @@ class Trace:
 
 
 class Kernel:
-    """A SimPy environment with the scheduling shortcut the components use.
+    """An :class:`Environment` with the scheduling shortcuts the components use.
 
     Components schedule plain callbacks rather than spawning a SimPy process per
-    message: ``kernel.after(delay_s, fn, arg)`` calls ``fn(arg)`` at ``now + delay_s``.
-    Ties at one instant run in scheduling order (SimPy's event counter), which
-    keeps runs deterministic.
+    message: ``kernel.after(delay_s, fn, arg)`` calls ``fn(arg)`` at ``now + delay_s``,
+    ``kernel.at(time_s, fn, arg)`` at ``time_s``. Ties at one instant run in
+    scheduling order (the heap's id), which keeps runs deterministic.
     """
 
     def __init__(self, seed: int, trace: bool = False) -> None:
-        self.env = simpy.Environment()
+        self.env = Environment()
         self._queue: list[Any] = self.env._queue
         self._eid = self.env._eid
         self.streams = Streams(seed)
-        self.events_scheduled = 0
         #: with ``trace``, every scheduled callback is recorded in a digest
         self.trace: Trace | None = Trace(self.env) if trace else None
-        self._callbacks = (self.trace.record,) if self.trace is not None else _CALLBACKS
-        if self.trace is not None:
-            # components keep ``kernel.after``: a traced kernel hands them the traced one,
-            # so the untraced hot path has no branch
-            self.after = self._after_traced  # type: ignore[method-assign]
+        # ``after`` and ``at`` are closures over the heap: the hottest lines of a run
+        # (components keep ``kernel.after``; a traced kernel hands them the traced one,
+        # so the untraced hot path has no branch)
+        self.after: Callable[..., None]
+        self.at: Callable[..., None]
+        self.after, self.at = _schedulers(self.env, self.trace)
 
     @property
     def now(self) -> float:
-        return self.env.now
+        return self.env._now
 
-    def after(self, delay_s: float, fn: Callback, arg: Any = None) -> None:
-        """Call ``fn(arg)`` after ``delay_s`` simulated seconds.
+    @property
+    def events_scheduled(self) -> int:
+        """How many calls and SimPy events were scheduled so far: the heap's ids handed
+        out (each run's stop and each read of this take one too)."""
+        return next(self._eid)
 
-        Equivalent to ``env.schedule(call, NORMAL, delay_s)``, inlined: this is the
-        hottest line of a run. SimPy 4 keeps its queue as a heap of
-        ``(time, priority, event id, event)``.
-        """
-        self.events_scheduled += 1
-        env = self.env
-        heappush(self._queue, (env._now + delay_s, NORMAL, next(self._eid), _Call(fn, arg)))
 
-    def _after_traced(self, delay_s: float, fn: Callback, arg: Any = None) -> None:
-        """:meth:`after` for a traced kernel: the call goes through the trace's digest."""
-        self.events_scheduled += 1
-        call = _Call(fn, arg)
-        call.callbacks = self._callbacks
-        heappush(self._queue, (self.env._now + delay_s, NORMAL, next(self._eid), call))
+def _schedulers(
+    env: Environment, trace: Trace | None
+) -> tuple[Callable[..., None], Callable[..., None]]:
+    queue: list[Any] = env._queue
+    # closure cells, not globals or attributes: each lookup saved counts at 10^7 calls
+    next_id = env._eid.__next__
+    push = heappush
+    normal = NORMAL
+    if trace is None:
+
+        def after(delay_s: float, fn: Callback, arg: Any = None) -> None:
+            """Call ``fn(arg)`` after ``delay_s`` simulated seconds."""
+            push(queue, (env._now + delay_s, normal, next_id(), fn, arg))
+
+        def at(time_s: float, fn: Callback, arg: Any = None) -> None:
+            """Call ``fn(arg)`` at simulated time ``time_s`` (not before now)."""
+            push(queue, (time_s, normal, next_id(), fn, arg))
+
+        return after, at
+    record = trace.record
+
+    def after_traced(delay_s: float, fn: Callback, arg: Any = None) -> None:
+        push(queue, (env._now + delay_s, normal, next_id(), record, (fn, arg)))
+
+    def at_traced(time_s: float, fn: Callback, arg: Any = None) -> None:
+        push(queue, (time_s, normal, next_id(), record, (fn, arg)))
+
+    return after_traced, at_traced
+
+
+class Timeouts:
+    """Timeouts of one fixed duration, kept in a FIFO instead of the event heap.
+
+    Most timeouts never fire: the ack, the reply or the connection comes first.
+    Scheduling each as a call would cost a heap push and pop for nothing. With
+    one duration for all of them, deadlines arrive in the order the timeouts
+    were started, so a deque holds them in order and one scheduled call, at
+    the earliest deadline that still matters, serves the whole queue.
+
+    ``fn(arg)`` runs at ``start`` time + ``delay_s``, exactly, unless
+    ``live(arg)`` said False before: ``live`` must be monotone (once False,
+    False for ever) and ``fn`` must do nothing when ``live`` is False. Then
+    dropping the dead heads early changes nothing but the number of events,
+    with one exception: among calls at the very instant of a deadline, the
+    timeout may run after calls scheduled later than its start (its wake-up
+    was scheduled when the timeout reached the head of the queue), so a
+    timeout and the event that would make it moot, exactly tied, may resolve
+    the other way round.
+    """
+
+    __slots__ = ("_armed", "_at", "_env", "_fire_fn", "_live", "_queue", "delay_s", "fn")
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        delay_s: float,
+        fn: Callback,
+        live: Callable[[Any], bool],
+    ) -> None:
+        if not delay_s > 0.0:
+            raise ValueError(f"a timeout must last > 0 s, got {delay_s}")
+        self._env = kernel.env
+        self._at = kernel.at
+        self.delay_s = delay_s
+        self.fn = fn
+        self._live = live
+        self._queue: deque[tuple[float, Any]] = deque()
+        self._armed = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def start(self, arg: Any) -> None:
+        """Start a timeout for ``arg``: ``fn(arg)`` in ``delay_s`` if still live then."""
+        deadline = self._env._now + self.delay_s
+        self._queue.append((deadline, arg))
+        if not self._armed:
+            self._armed = True
+            self._at(deadline, self._fire, None)
+
+    def start_at(self, deadline_s: float, arg: Any) -> None:
+        """Start a timeout for ``arg`` that ends at ``deadline_s`` rather than ``delay_s``
+        from now: no earlier than any deadline already queued (so that the queue stays
+        in deadline order), e.g. first deadlines at random phases, in sorted order."""
+        queue = self._queue
+        if deadline_s < self._env._now or (queue and deadline_s < queue[-1][0]):
+            raise ValueError(
+                f"deadline {deadline_s} is before now or before a deadline already queued"
+            )
+        queue.append((deadline_s, arg))
+        if not self._armed:
+            self._armed = True
+            self._at(deadline_s, self._fire, None)
+
+    def _fire(self, _: None) -> None:
+        queue = self._queue
+        now = self._env._now
+        fn = self.fn
+        live = self._live
+        while queue:
+            deadline, arg = queue[0]
+            if deadline <= now:
+                queue.popleft()
+                fn(arg)  # may start another timeout: it joins the queue's tail
+            elif live(arg):
+                break
+            else:
+                queue.popleft()
+        if queue:
+            self._at(queue[0][0], self._fire, None)
+        else:
+            self._armed = False

@@ -93,7 +93,7 @@ class Recorder:
         self.measure_to_s = measure_to_s
         self.messages: list[Message] = []
         # one row per display of a message to a recipient
-        self.d_msg = array("q")
+        self.d_msg = array("i")  # message ids are 32-bit in the deliveries frame too
         self.d_recipient = array("i")
         self.d_time = array("d")
         self.d_ref = array("d")

@@ -44,7 +44,8 @@ def messages_frame(model: Model) -> pd.DataFrame:
             "attempts": np.fromiter((m.attempts for m in msgs), dtype=np.int64, count=n),
             "recipients": sizes[conv] - 1 if n else np.empty(0, dtype=np.int64),
             "payload_bytes": np.fromiter((m.payload_bytes for m in msgs), dtype=np.int64, count=n),
-        }
+        },
+        copy=False,  # each column is built here: no copy, no consolidation
     )
     attack = model.attack
     if attack is not None and n:
@@ -77,9 +78,12 @@ def out_of_order(messages: pd.DataFrame) -> int:
 
 
 def deliveries_frame(model: Model, messages: pd.DataFrame) -> pd.DataFrame:
-    """One row per display; ids as 32-bit integers (a million-user hour has ~10^7 rows)."""
+    """One row per display; ids as 32-bit integers (a million-user hour has ~10^7 rows).
+
+    The recorder's columns become the frame's, without a copy; the recorder takes
+    no more displays once its run is over."""
     rec = model.recorder
-    msg_id = np.frombuffer(rec.d_msg, dtype=np.int64)
+    msg_id = np.frombuffer(rec.d_msg, dtype=np.int32)
     display = np.frombuffer(rec.d_time, dtype=float)
     ref = np.frombuffer(rec.d_ref, dtype=float)
     path = np.frombuffer(rec.d_path, dtype=np.int8)
@@ -89,7 +93,7 @@ def deliveries_frame(model: Model, messages: pd.DataFrame) -> pd.DataFrame:
 
     return pd.DataFrame(
         {
-            "msg_id": msg_id.astype(np.int32),
+            "msg_id": msg_id,
             "conv_id": column("conv_id", np.int32),
             "sender": column("sender", np.int32),
             "recipient": np.frombuffer(rec.d_recipient, dtype=np.int32),
@@ -99,7 +103,9 @@ def deliveries_frame(model: Model, messages: pd.DataFrame) -> pd.DataFrame:
             "latency_s": display - ref,
             "path": pd.Categorical.from_codes(path, categories=list(PATH_NAMES)),
             "attempts": column("attempts", np.int16),
-        }
+        },
+        # no copy and no consolidation: the recorder's columns are the frame's columns
+        copy=False,
     )
 
 
@@ -223,10 +229,46 @@ def _settled(model: Model) -> bool:
     return not any(rec.accepted_bins[first:])
 
 
-def build_result(model: Model, wall_s: float) -> Result:
+def build_result(model: Model, wall_s: float, release: bool = False) -> Result:
+    """The run's frames, summary and meta; with ``release``, the model lets go of its
+    messages and components as soon as they are read (see :meth:`Model.release`)."""
     scenario = model.scenario
     run = scenario.run
     messages = messages_frame(model)
+    # MSER-5 on the sender's ack latency, message by message in send order: the
+    # warm-up the data itself suggests; applied when run.warmup_s is not given
+    # (columns and masks throughout, not filtered frames: a million-user hour has 1.5
+    # million messages and ~10^7 displays, and every filtered frame is a copy)
+    send_s = messages["send_time_s"].to_numpy()
+    ack_s = messages["ack_time_s"].to_numpy()
+    acked_all = messages["acked"].to_numpy()
+    before_end = np.flatnonzero((send_s < run.duration_s) & acked_all)
+    ack_series = ack_s[before_end] - send_s[before_end]
+    cut = mser5_truncation(ack_series) if len(ack_series) >= 10 else 0
+    mser5_warmup_s = float(send_s[before_end[cut]]) if cut else 0.0
+    del before_end, ack_series
+    if run.warmup_s is not None:
+        warmup_s = run.warmup_s
+    else:
+        # cut at the next interval boundary, so interval counters split exactly
+        bins = math.ceil(mser5_warmup_s / run.interval_s - 1e-9)
+        warmup_s = min(bins * run.interval_s, run.duration_s / 2)
+    window_s = run.duration_s - warmup_s
+    rec = model.recorder
+    # what needs the run's components and messages, read before they are let go
+    instances = len(model.server.stations)  # every instance and node, for the whole window
+    blocked_users = model.server.detector.blocked_users if model.server.detector else 0
+    faults = pd.DataFrame(
+        fault_rows(scenario.faults, model.faults, model.server), columns=list(FAULT_COLUMNS)
+    )
+    stations = stations_frame(model, warmup_s)
+    counters = _counters(model)
+    settled = _settled(model)
+    events = model.kernel.events_scheduled
+    trace = model.kernel.trace
+    trace_meta = {"events": trace.events, "digest": trace.digest} if trace is not None else None
+    if release:
+        model.release()
     deliveries = deliveries_frame(model, messages)
     sizes = model.convs.sizes()
     if model.attack is not None:
@@ -241,22 +283,9 @@ def build_result(model: Model, wall_s: float) -> Result:
         flags = np.frombuffer(bytes(model.attack.is_attacker), dtype=np.uint8).astype(bool)
         shown = deliveries[~flags[deliveries["recipient"].to_numpy()]]
         outcome = checker.check(messages, shown, sizes - attacked)
+        del shown
     else:
         outcome = checker.check(messages, deliveries, sizes)
-    # MSER-5 on the sender's ack latency, message by message in send order: the
-    # warm-up the data itself suggests; applied when run.warmup_s is not given
-    before_end = messages[(messages["send_time_s"] < run.duration_s) & messages["acked"]]
-    ack_series = (before_end["ack_time_s"] - before_end["send_time_s"]).to_numpy()
-    cut = mser5_truncation(ack_series) if len(ack_series) >= 10 else 0
-    mser5_warmup_s = float(before_end["send_time_s"].iloc[cut]) if cut else 0.0
-    if run.warmup_s is not None:
-        warmup_s = run.warmup_s
-    else:
-        # cut at the next interval boundary, so interval counters split exactly
-        bins = math.ceil(mser5_warmup_s / run.interval_s - 1e-9)
-        warmup_s = min(bins * run.interval_s, run.duration_s / 2)
-    window_s = run.duration_s - warmup_s
-    rec = model.recorder
     if model.warmup_given:
         link_bytes, link_requests = rec.bytes_measured, rec.requests_measured
     else:  # interval counters from the detected warm-up (a bin boundary) to the end
@@ -264,16 +293,16 @@ def build_result(model: Model, wall_s: float) -> Result:
         last = math.ceil(run.duration_s / run.interval_s - 1e-9)
         link_bytes = float(sum(rec.bytes_bins[first:last]))
         link_requests = int(sum(rec.request_bins[first:last]))
-    in_window_all = (messages["send_time_s"] >= warmup_s) & (
-        messages["send_time_s"] < run.duration_s
-    )
+    in_window_all = (send_s >= warmup_s) & (send_s < run.duration_s)
     attacker = messages["attacker"].to_numpy()
     # the summary describes legitimate users; the attackers' traffic is counted apart
     in_window = in_window_all & ~attacker
-    per = outcome.per_message[in_window.to_numpy()]
-    win_msgs = messages[in_window]
-    per_attack = outcome.per_message[(in_window_all & attacker).to_numpy()]
-    # column arrays and masks, not filtered frames: a million-user run has ~10^7 rows
+    per = outcome.per_message
+
+    def total(column: str, mask: np.ndarray = in_window) -> int:
+        return int(per[column].to_numpy()[mask].sum())
+
+    attack_window = in_window_all & attacker
     path = deliveries["path"].cat.codes.to_numpy()
     sent_s = deliveries["send_time_s"].to_numpy()
     latency = deliveries["latency_s"].to_numpy()
@@ -286,11 +315,10 @@ def build_result(model: Model, wall_s: float) -> Result:
         (path == PATH_SYNC) & (reconnect_s >= warmup_s) & (reconnect_s < run.duration_s) & legit
     ]
     del reconnect_s
-    acked = win_msgs[win_msgs["acked"]]
-    ack_lat = (acked["ack_time_s"] - acked["send_time_s"]).to_numpy()
-    sent = len(win_msgs)
-    # every instance and node the architecture runs, for the whole window
-    instances = len(model.server.stations)
+    acked_in_window = in_window & acked_all
+    ack_lat = ack_s[acked_in_window] - send_s[acked_in_window]
+    sent = int(np.count_nonzero(in_window))
+    acked_count = total("acked")
     summary = {
         "scenario": scenario.name,
         "seed": model.seed,
@@ -304,32 +332,29 @@ def build_result(model: Model, wall_s: float) -> Result:
         "ack_p99": _quantile(ack_lat, 0.99),
         "sync_p50": _quantile(sync, 0.5),
         "sync_p99": _quantile(sync, 0.99),
-        "throughput": len(acked) / window_s,
+        "throughput": len(ack_lat) / window_s,
         "sent": sent,
-        "acked": int(per["acked"].sum()),
-        "failed": int(per["failed"].sum()),
-        "delivered": int(per["displayed"].sum()),
-        "lost": int(per["lost"].sum()),
-        "duplicated": int(per["duplicated"].sum()),
-        "reordered": int(per["reordered"].sum()),
+        "acked": acked_count,
+        "failed": total("failed"),
+        "delivered": total("displayed"),
+        "lost": total("lost"),
+        "duplicated": total("duplicated"),
+        "reordered": total("reordered"),
         "redelivered": model.recorder.redelivered,
-        "availability": float(per["acked"].sum()) / sent if sent else float("nan"),
+        "availability": acked_count / sent if sent else float("nan"),
         "bytes": link_bytes,
         "bytes_per_s": link_bytes / window_s,
         "requests": link_requests,
         "empty_polls": model.recorder.empty_polls,
         "cost": instances * window_s,
-        "out_of_order": out_of_order(win_msgs),
+        "out_of_order": out_of_order(messages[["msg_id", "conv_id", "sender", "seq"]][in_window]),
         "write_errors": model.recorder.write_errors,
         "rate_limited": model.recorder.rate_limited,
-        "blocked_users": model.server.detector.blocked_users if model.server.detector else 0,
-        "attack_sent": len(per_attack),
-        "attack_delivered": int(per_attack["displayed"].sum()),
+        "blocked_users": blocked_users,
+        "attack_sent": int(np.count_nonzero(attack_window)),
+        "attack_delivered": total("displayed", attack_window),
     }
     summary_frame = pd.DataFrame([summary], columns=list(SUMMARY_COLUMNS))
-    faults = pd.DataFrame(
-        fault_rows(scenario.faults, model.faults, model.server), columns=list(FAULT_COLUMNS)
-    )
     meta = {
         "msgsim_version": msgsim_version,
         "wall_s": wall_s,
@@ -338,7 +363,7 @@ def build_result(model: Model, wall_s: float) -> Result:
         "warmup_detected": run.warmup_s is None,
         "mser5_warmup_s": mser5_warmup_s,
         "duration_s": run.duration_s,
-        "events": model.kernel.events_scheduled,
+        "events": events,
         "messages": len(messages),
         "deliveries": len(deliveries),
         "whole_run": {
@@ -349,18 +374,14 @@ def build_result(model: Model, wall_s: float) -> Result:
             "duplicated": outcome.duplicated,
             "reordered": outcome.reordered,
         },
-        "counters": _counters(model),
+        "counters": counters,
         "push_notifications": model.recorder.push_notifications,
         "rate_limited": model.recorder.rate_limited,
         "retries": model.recorder.retries,
         "lost_in_flight": model.recorder.lost_in_flight,
         "conversations": model.convs.count,
-        "settled": _settled(model),
-        "trace": (
-            {"events": model.kernel.trace.events, "digest": model.kernel.trace.digest}
-            if model.kernel.trace is not None
-            else None
-        ),
+        "settled": settled,
+        "trace": trace_meta,
     }
     return Result(
         scenario_name=scenario.name,
@@ -370,6 +391,6 @@ def build_result(model: Model, wall_s: float) -> Result:
         messages=messages,
         timeseries=timeseries_frame(model, deliveries),
         faults=faults,
-        stations=stations_frame(model, warmup_s),
+        stations=stations,
         meta=meta,
     )

@@ -7,6 +7,7 @@ random numbers) and confidence intervals, never one seed's numbers.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import numpy as np
@@ -14,8 +15,9 @@ import pytest
 
 from sim.analysis import mean_ci, paired_difference
 from sim.components.clients import Clients
-from sim.engine import simulate
+from sim.engine import Model, simulate
 from sim.loader import load_scenario, with_overrides
+from sim.metrics import Message
 from sim.scenario import Scenario
 
 
@@ -98,6 +100,38 @@ def test_same_scenario_and_seed_give_identical_results_and_other_seeds_differ() 
     assert not a.summary.drop(columns="seed").equals(c.summary.drop(columns="seed"))
 
 
+def test_a_released_model_gives_the_results_of_a_kept_one_and_cannot_be_inspected() -> None:
+    """simulate() lets go of the run's objects before building the frames; nothing in the
+    result may depend on that (an attack scenario exercises the attack accounting too)."""
+    sc = small(
+        {
+            "workload.attack.attackers": 5,
+            "workload.attack.rate_per_s": 5.0,
+            "workload.attack.start_s": 60.0,
+            "workload.attack.duration_s": 30.0,
+        },
+        transport={"kind": "websocket"},
+    )
+    kept = Model(sc, 4)
+    a = kept.run(progress=False)
+    gc.collect()
+    alive = sum(type(o) is Message for o in gc.get_objects())
+    released = Model(sc, 4)
+    b = released.run(progress=False, release=True)
+    gc.collect()
+    # every message of the released run is gone: nothing left leads back to them
+    assert sum(type(o) is Message for o in gc.get_objects()) == alive
+    assert b.meta["messages"] > 0 and b.summary.iloc[0]["attack_sent"] > 0
+    for name in ("summary", "messages", "deliveries", "timeseries", "faults", "stations"):
+        assert getattr(a, name).equals(getattr(b, name)), name
+    assert {k: v for k, v in a.meta.items() if k != "wall_s"} == {
+        k: v for k, v in b.meta.items() if k != "wall_s"
+    }
+    assert kept.recorder.messages and not released.recorder.messages
+    with pytest.raises(AttributeError):
+        _ = released.server
+
+
 def test_two_architectures_see_the_same_workload_under_one_seed() -> None:
     """Common random numbers: the messages sent do not depend on the architecture."""
     ws = simulate(small(transport={"kind": "websocket"}), seed=2, progress=False)
@@ -161,7 +195,9 @@ def test_idle_short_polling_clients_send_the_published_header_overhead() -> None
 def test_microservices_add_internal_hops_to_the_online_latency() -> None:
     mono = small(style="monolith", transport={"kind": "websocket"})
     micro = small(style="microservices", transport={"kind": "websocket"})
-    low, high = _paired("latency_mean", micro, mono, range(1, 6))
+    # the median: a mean also carries the rare sender who goes offline while its ack is in
+    # flight (its retry waits for the next session), a race the extra hops make likelier
+    low, high = _paired("latency_p50", micro, mono, range(1, 6))
     # two more hops (gateway<->service) each way at 0.5 ms RTT: about +1 ms, well under 10 ms
     assert low > 0 and high < 0.01
 

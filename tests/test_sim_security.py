@@ -24,7 +24,7 @@ from sim.distributions import Constant, LogNormal
 from sim.kernel import Kernel, Streams
 from sim.scenario import Attack, Auth, AuthKind, Tier, Workload
 from sim.workload.attack import AttackTraffic
-from sim.workload.population import Conversations, build_conversations
+from sim.workload.population import Conversations, OnlineSet, build_conversations
 from sim.workload.traffic import Traffic
 
 # ------------------------------------------------------------------ token buckets
@@ -511,7 +511,7 @@ def test_attack_settings_leave_the_legitimate_workload_untouched(convs: Conversa
         legit, flood = _Recorder(kernel), _Recorder(kernel)
         payload = AttackTraffic.payload_sampler(workload.payload_bytes, kernel.streams)
         attack.start(kernel, flood.send, payload)
-        traffic.start(kernel, bytearray(b"\x01" * 500), legit.send)
+        traffic.start(kernel, OnlineSet(bytearray(b"\x01" * 500)), legit.send)
         kernel.env.run(until=12)
         legit_runs.append(legit.sends)
         named_draws.append(

@@ -23,7 +23,7 @@ from sim.architecture import SendCtx, Server
 from sim.components.costs import Costs, websocket_header_bytes
 from sim.components.resilience import backoff_s
 from sim.distributions import BlockDraws
-from sim.kernel import Kernel
+from sim.kernel import Kernel, Timeouts
 from sim.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
 from sim.scenario import Backoff, Scenario, TransportKind
 from sim.workload.population import Conversations
@@ -90,6 +90,18 @@ class Clients:
         self.stop_sending_s = stop_sending_s
         self.next_msg_id = 0
         self.control_up, self.control_down = self._frame_bytes(costs.control_bytes)
+        # the three timeouts every connection, send and sync starts (most never fire)
+        self._connect_timeouts = Timeouts(
+            kernel, self.connect_timeout_s, self._connect_timed_out, self._connecting
+        )
+        self._send_timeouts = Timeouts(kernel, self.timeout_s, self._timed_out, self._awaiting_ack)
+        self._sync_timeouts = Timeouts(
+            kernel, self.sync_timeout_s, self._sync_timed_out, self._awaiting_sync
+        )
+        # token renewals: one per connected user per token lifetime, out of the heap too
+        self._refreshes = Timeouts(
+            kernel, self.token_ttl_s or 1.0, self._refresh, self._connected_as
+        )
         self._sizes: dict[int, tuple[int, int, int, int]] = {}
 
     # ------------------------------------------------------------ link helpers
@@ -120,7 +132,7 @@ class Clients:
     # ------------------------------------------------------------ sessions
 
     def go_online(self, user: int) -> None:
-        now = self.env.now
+        now = self.env._now
         self.epoch[user] += 1
         self.state[user] = CONNECTING
         self.online_since[user] = now
@@ -135,25 +147,34 @@ class Clients:
         else:
             self.after(delay, self.server.open_session, ctx)
         if now + self.connect_timeout_s < self.horizon_s:
-            self.after(self.connect_timeout_s, self._connect_timed_out, (user, self.epoch[user]))
+            self._connect_timeouts.start((user, self.epoch[user]))
 
     def schedule_refresh(self, user: int, delay_s: float) -> None:
         """Renew the access token after ``delay_s``, then every ``token_ttl_s``, while the
-        same connection lasts."""
-        if self.env.now + delay_s < self.horizon_s:
-            self.after(delay_s, self._refresh, (user, self.epoch[user]))
+        same connection lasts. Delays other than ``token_ttl_s`` (the first renewals of
+        users online at the start) must come first, in increasing order."""
+        at_s = self.env._now + delay_s
+        if at_s < self.horizon_s:
+            self._refreshes.start_at(at_s, (user, self.epoch[user]))
+
+    def _connected_as(self, ctx: tuple[int, int]) -> bool:
+        """Whether connection ``ctx`` is still up (False for ever once False)."""
+        return self.epoch[ctx[0]] == ctx[1] and self.state[ctx[0]] == CONNECTED
 
     def _refresh(self, ctx: tuple[int, int]) -> None:
-        user, epoch = ctx
-        if self.epoch[user] != epoch or self.state[user] != CONNECTED:
+        if not self._connected_as(ctx):
             return
-        self.rec.wire(self.env.now, self._frame_bytes(self.costs.control_bytes)[0], True)
+        user = ctx[0]
+        self.rec.wire(self.env._now, self._frame_bytes(self.costs.control_bytes)[0], True)
         self.server.refresh_token(user)
         self.schedule_refresh(user, self.token_ttl_s)
 
+    def _connecting(self, ctx: tuple[int, int]) -> bool:
+        """Whether the connection attempt ``ctx`` still waits (False for ever once False)."""
+        return self.epoch[ctx[0]] == ctx[1] and self.state[ctx[0]] == CONNECTING
+
     def _connect_timed_out(self, ctx: tuple[int, int]) -> None:
-        user, epoch = ctx
-        if self.epoch[user] == epoch and self.state[user] == CONNECTING:
+        if self._connecting(ctx):
             self.connect_failed(ctx)
 
     def connect_failed(self, ctx: tuple[int, int]) -> None:
@@ -193,7 +214,7 @@ class Clients:
             )
             if spec.backoff is Backoff.DECORRELATED_JITTER:
                 self._previous_reconnect_s[user] = delay
-        if self.env.now + delay < self.horizon_s:
+        if self.env._now + delay < self.horizon_s:
             self.after(delay, self._reconnect, (user, self.epoch[user]))
 
     def _reconnect(self, ctx: tuple[int, int]) -> None:
@@ -251,7 +272,7 @@ class Clients:
             self.convs.slot_conv[slot],
             slot,
             user,
-            self.env.now,
+            self.env._now,
             payload,
             up,
             down,
@@ -276,7 +297,7 @@ class Clients:
     def _transmit(self, msg: Message) -> None:
         user = msg.sender
         msg.attempts += 1
-        now = self.env.now
+        now = self.env._now
         self.rec.wire(now, msg.up_bytes, True)
         ctx: SendCtx = (msg, self.epoch[user], self.gateway[user], msg.attempts)
         if self.costs.client_zero:
@@ -284,16 +305,20 @@ class Clients:
         else:
             self.after(self.costs.client_rtt() * 0.5, self.server.receive_send, ctx)
         if now + self.timeout_s < self.horizon_s:
-            self.after(self.timeout_s, self._timed_out, (msg, msg.attempts))
+            self._send_timeouts.start((msg, msg.attempts))
+
+    @staticmethod
+    def _awaiting_ack(ctx: tuple[Message, int]) -> bool:
+        """Whether attempt ``ctx`` still waits for its ack (False for ever once False)."""
+        msg = ctx[0]
+        return not (msg.acked or msg.failed) and msg.attempts == ctx[1]
 
     def _timed_out(self, ctx: tuple[Message, int]) -> None:
-        msg, attempt = ctx
-        if msg.acked or msg.failed or msg.attempts != attempt:
-            return
-        self._attempt_failed(msg)
+        if self._awaiting_ack(ctx):
+            self._attempt_failed(ctx[0])
 
     def _attempt_failed(self, msg: Message) -> None:
-        now = self.env.now
+        now = self.env._now
         if msg.attempts >= self.max_attempts:
             msg.failed = True
             msg.failed_s = now
@@ -323,7 +348,7 @@ class Clients:
     def _retry(self, msg: Message) -> None:
         if msg.acked or msg.failed:
             return
-        self.rec.retry(self.env.now)
+        self.rec.retry(self.env._now)
         if self.state[msg.sender] == CONNECTED:
             self._transmit(msg)
         else:
@@ -333,7 +358,7 @@ class Clients:
         msg, epoch = ctx[0], ctx[1]
         if self.epoch[msg.sender] != epoch:
             return  # the connection the ack was meant for has closed
-        now = self.env.now
+        now = self.env._now
         self.rec.wire(now, self.control_down)
         if msg.acked or msg.failed:
             return
@@ -350,7 +375,7 @@ class Clients:
         msg, epoch, _, attempt = ctx
         if self.epoch[msg.sender] != epoch:
             return
-        self.rec.wire(self.env.now, self.control_down)
+        self.rec.wire(self.env._now, self.control_down)
         if msg.acked or msg.failed or msg.attempts != attempt:
             return
         self._attempt_failed(msg)
@@ -363,7 +388,7 @@ class Clients:
         if self.epoch[user] != epoch:
             self.rec.lost_in_flight += len(batch)
             return
-        now = self.env.now
+        now = self.env._now
         rec = self.rec
         # the frames down and the delivery ack back over the same connection
         rec.wire(now, sum(msg.down_bytes for msg, _ in batch) + self.control_up, True)
@@ -394,7 +419,7 @@ class Clients:
         if self.epoch[user] != epoch:
             self.rec.lost_in_flight += len(batch)
             return
-        now = self.env.now
+        now = self.env._now
         self.rec.wire(now, self.control_down + sum(m.down_bytes for m, _ in batch))
         if not batch and self.rec.measure_from_s <= now < self.rec.measure_to_s:
             self.rec.empty_polls += 1  # in the measurement window, as requests and bytes
@@ -408,7 +433,7 @@ class Clients:
         user, epoch, batch, path, ref_s, more, requested = ctx
         if self.epoch[user] != epoch:
             return
-        now = self.env.now
+        now = self.env._now
         self.rec.wire(now, self.control_down + sum(m.down_bytes for m, _ in batch))
         sent = self.sync_sent_s
         for slot in requested:
@@ -423,11 +448,11 @@ class Clients:
         user, epoch, cursors, path, ref_s = ctx
         if self.epoch[user] != epoch:
             return
-        self.rec.wire(self.env.now, self.control_down)
+        self.rec.wire(self.env._now, self.control_down)
         slots = [slot for slot, _ in cursors]
         for slot in slots:
             self.syncing.discard(slot)
-        if self.env.now + self.timeout_s < self.horizon_s:
+        if self.env._now + self.timeout_s < self.horizon_s:
             self.after(self.timeout_s, self._sync_again, (user, epoch, slots, path, ref_s))
 
     def _sync_again(self, ctx: tuple[int, int, list[int], int, float]) -> None:
@@ -450,7 +475,7 @@ class Clients:
         being displayed, so that the messages after them are not held forever.
         """
         cursor = self.cursor
-        now = self.env.now
+        now = self.env._now
         rec = self.rec
         gaps: list[int] = []
         for msg, slot in batch:
@@ -486,7 +511,7 @@ class Clients:
     def _request_sync(self, user: int, slots: list[int], path: int, ref_s: float) -> None:
         if not slots:
             return
-        now = self.env.now
+        now = self.env._now
         sent = self.sync_sent_s
         for slot in slots:
             self.syncing.add(slot)
@@ -496,9 +521,20 @@ class Clients:
         epoch = self.epoch[user]
         self._uplink(self.server.receive_sync, (user, epoch, cursors, path, ref_s))
         if now + self.sync_timeout_s < self.horizon_s:
-            self.after(
-                self.sync_timeout_s, self._sync_timed_out, (user, epoch, slots, path, ref_s, now)
-            )
+            self._sync_timeouts.start((user, epoch, slots, path, ref_s, now))
+
+    def _awaiting_sync(self, ctx: tuple[int, int, list[int], int, float, float]) -> bool:
+        """Whether the sync ``ctx`` still waits for its reply on some slot.
+
+        False for ever once False: the connection (epoch) never comes back, and a
+        slot's pending request only ever moves to a later time.
+        """
+        user, epoch, slots, _, _, sent_s = ctx
+        if self.epoch[user] != epoch or self.state[user] != CONNECTED:
+            return False
+        syncing = self.syncing
+        sent = self.sync_sent_s
+        return any(s in syncing and sent.get(s) == sent_s for s in slots)
 
     def _sync_timed_out(self, ctx: tuple[int, int, list[int], int, float, float]) -> None:
         """No reply to a sync (its request or reply was lost in a crash): ask again."""
@@ -522,7 +558,7 @@ class Clients:
         user, epoch = ctx
         if self.epoch[user] != epoch or self.state[user] != CONNECTED:
             return
-        self.rec.wire(self.env.now, self.control_up, True)
+        self.rec.wire(self.env._now, self.control_up, True)
         self._uplink(self.server.receive_poll, ctx)
         if self.transport is TransportKind.SHORT_POLLING:
             self.after(self.poll_interval_s, self._poll, ctx)

@@ -80,7 +80,7 @@ class Cluster:
 
     @property
     def now(self) -> float:
-        return self.kernel.env.now
+        return self.kernel.env._now
 
     def up(self, node: int) -> bool:
         return self.stations[node].up

@@ -450,7 +450,7 @@ class Introspection:
 
     def check(self, token: int, fn: Callback, arg: Any) -> None:
         """Call ``fn(arg)`` once ``token`` is known active (at once on a cache hit)."""
-        now = self._env.now
+        now = self._env._now
         measured = now >= self.measure_from_s
         ttl = self.cache_ttl_s
         if ttl > 0.0:
@@ -483,7 +483,7 @@ class Introspection:
     def _answered(self, flight: _Flight) -> None:
         token = flight.token
         if self.cache_ttl_s > 0.0:
-            self._cache[token] = self._env.now
+            self._cache[token] = self._env._now
             if self._flights.get(token) is flight:
                 del self._flights[token]
         for fn, arg in flight.waiters:

@@ -30,6 +30,7 @@ class Station:
 
     __slots__ = (
         "_after",
+        "_done",
         "_env",
         "_last_s",
         "busy",
@@ -58,6 +59,7 @@ class Station:
     ) -> None:
         self._env = kernel.env
         self._after = kernel.after
+        self._done = self._finish  # one bound method, not one per job
         self.tier = tier
         self.index = index
         self.workers = workers
@@ -104,49 +106,61 @@ class Station:
         if not self.up:
             self.dropped += 1
             return
-        now = self._env.now
-        self._account(now)
+        now = self._env._now
+        queue = self.queue
+        dt = now - self._last_s
+        if dt > 0.0:  # _account, inlined: this runs for every job of every tier
+            self.busy_area += self.busy * dt
+            if queue:
+                self.queue_area += len(queue) * dt
+            self._last_s = now
         self.jobs += 1
         if self.factor != 1.0:
             cost_s *= self.factor
-        if now >= self.measure_from_s:
+        measured = now >= self.measure_from_s
+        if measured:
             self.measured += 1
             self.service_sum_s += cost_s
-            measured = True
-        else:
-            measured = False
         if self.busy < self.workers and now >= self.paused_until:
             self.busy += 1
-            self._after(cost_s, self._finish, (fn, arg, self.epoch))
+            self._after(cost_s, self._done, (fn, arg, self.epoch))
+            return
+        if measured:
+            self.waited += 1
+            queue.append((now, cost_s, fn, arg))
         else:
-            if measured:
-                self.waited += 1
-            self.queue.append((now if measured else -1.0, cost_s, fn, arg))
-            if len(self.queue) > self.max_queue:
-                self.max_queue = len(self.queue)
+            queue.append((-1.0, cost_s, fn, arg))
+        if len(queue) > self.max_queue:
+            self.max_queue = len(queue)
 
     def _finish(self, job: tuple[Job, Any, int]) -> None:
         fn, arg, epoch = job
         if epoch != self.epoch:
             return  # the instance crashed while this job was in service: it is lost
-        now = self._env.now
+        now = self._env._now
         if now < self.paused_until:
             # paused mid-job: it completes when the pause ends
             self._after(self.paused_until - now, self._finish, job)
             return
-        self._account(now)
-        if self.queue:
-            enqueued_s, cost_s, nfn, narg = self.queue.popleft()
+        queue = self.queue
+        dt = now - self._last_s
+        if dt > 0.0:
+            self.busy_area += self.busy * dt
+            if queue:
+                self.queue_area += len(queue) * dt
+            self._last_s = now
+        if queue:
+            enqueued_s, cost_s, nfn, narg = queue.popleft()
             if enqueued_s >= 0.0:
                 self.wait_sum_s += now - enqueued_s
-            self._after(cost_s, self._finish, (nfn, narg, epoch))
+            self._after(cost_s, self._done, (nfn, narg, epoch))
         else:
             self.busy -= 1
         fn(arg)
 
     def crash(self) -> int:
         """The instance stops: queued jobs and jobs in service are lost; returns how many."""
-        self._account(self._env.now)
+        self._account(self._env._now)
         lost = self.busy + len(self.queue)
         self.dropped += lost
         self.queue.clear()
@@ -157,19 +171,19 @@ class Station:
 
     def recover(self) -> None:
         """The instance is back, empty."""
-        self._account(self._env.now)
+        self._account(self._env._now)
         self.up = True
 
     def pause(self, duration_s: float) -> None:
         """Stop the world for ``duration_s``: jobs wait, none is lost."""
-        now = self._env.now
+        now = self._env._now
         self.paused_until = max(self.paused_until, now + duration_s)
         self._after(self.paused_until - now, self._resume, self.paused_until)
 
     def _resume(self, until_s: float) -> None:
         if until_s != self.paused_until or not self.up:
             return  # a longer pause began meanwhile, or the instance crashed
-        now = self._env.now
+        now = self._env._now
         self._account(now)
         epoch = self.epoch
         while self.queue and self.busy < self.workers:
@@ -177,7 +191,7 @@ class Station:
             if enqueued_s >= 0.0:
                 self.wait_sum_s += now - enqueued_s
             self.busy += 1
-            self._after(cost_s, self._finish, (fn, arg, epoch))
+            self._after(cost_s, self._done, (fn, arg, epoch))
 
     def integrals(self, now: float) -> tuple[float, float]:
         """Busy-worker-seconds and queue-length-seconds accumulated up to ``now``."""

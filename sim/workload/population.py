@@ -18,13 +18,12 @@ from __future__ import annotations
 import heapq
 from array import array
 from collections.abc import Callable, Generator
-from typing import Any
 
 import numpy as np
 import simpy
 
 from sim.distributions import Exponential, LogNormal, exponential, lognormal
-from sim.kernel import Streams
+from sim.kernel import Kernel, Streams
 from sim.scenario import SessionShape, Workload
 
 
@@ -63,6 +62,8 @@ class Conversations:
         self.user_ptr = np.frombuffer(self.user_first_slot, dtype=np.int64)
         self.conv_members = np.frombuffer(self._members, dtype=np.int32)
         self.member_slot = np.frombuffer(self._slots, dtype=np.int32)
+        self._ptr = array("q", np.asarray(conv_ptr, dtype=np.int64).tobytes())
+        self.conv_ptr = np.frombuffer(self._ptr, dtype=np.int64)
         self._groups: dict[int, tuple[list[int], list[int]]] = {}
 
     def members_and_slots(self, conv: int) -> tuple[list[int], list[int]]:
@@ -79,7 +80,8 @@ class Conversations:
 
     def size(self, conv: int) -> int:
         """Members of ``conv``."""
-        return int(self.conv_ptr[conv + 1] - self.conv_ptr[conv])
+        ptr = self._ptr
+        return ptr[conv + 1] - ptr[conv]
 
     def slots_of(self, user: int) -> range:
         first = self.user_first_slot
@@ -166,6 +168,66 @@ def build_conversations(workload: Workload, rng: np.random.Generator) -> Convers
     return Conversations(ptr, members, n, ones)
 
 
+class OnlineSet:
+    """Who is online: a flag per user and the online users as one dense array.
+
+    Reads and writes go through ``online[user]`` as on a bytearray of flags;
+    ``members`` holds the online users (in no meaningful order, each once),
+    so that picking a uniformly random online user is one index. Putting a
+    user online appends it; taking one offline moves the last member into
+    its place. Eight bytes per user on top of the flag.
+
+    ``bound`` and ``on_exceed`` let a sampler keep an upper bound on how many
+    are online: ``on_exceed()`` is called when a user comes online beyond it.
+    """
+
+    __slots__ = ("bound", "flags", "members", "on_exceed", "pos")
+
+    def __init__(self, flags: bytearray) -> None:
+        self.flags = flags
+        online = np.flatnonzero(np.frombuffer(flags, dtype=np.uint8)).astype(np.int32)
+        self.members = array("i", online.tobytes())
+        pos = np.full(len(flags), -1, dtype=np.int32)
+        pos[online] = np.arange(len(online), dtype=np.int32)
+        self.pos = array("i", pos.tobytes())
+        self.bound = len(flags)
+        self.on_exceed: Callable[[], None] | None = None
+
+    def __getitem__(self, user: int) -> int:
+        return self.flags[user]
+
+    def __setitem__(self, user: int, value: int) -> None:
+        flags = self.flags
+        if value:
+            if not flags[user]:
+                flags[user] = 1
+                members = self.members
+                self.pos[user] = len(members)
+                members.append(user)
+                if len(members) > self.bound and self.on_exceed is not None:
+                    self.on_exceed()
+        elif flags[user]:
+            flags[user] = 0
+            pos = self.pos
+            i = pos[user]
+            last = self.members.pop()
+            if last != user:
+                self.members[i] = last
+                pos[last] = i
+            pos[user] = -1
+
+    def __len__(self) -> int:
+        return len(self.flags)
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.flags)
+
+    def count(self, value: int = 1) -> int:
+        """How many flags equal ``value`` (1: online), as ``bytearray.count``."""
+        online = len(self.members)
+        return online if value else len(self.flags) - online
+
+
 class Sessions:
     """Online/offline alternation of every user, driven by one SimPy process.
 
@@ -185,7 +247,8 @@ class Sessions:
         rng = streams.generator("workload.sessions")
         self._rng = rng
         self.always_online = spec.mean_offline_s == 0
-        self.online = bytearray(n)
+        #: who is online now (set by the churn; the drain and attacks set it too)
+        self.online = OnlineSet(bytearray(n))
         self.next_toggle_s = np.full(n, np.inf)
         if spec.shape is SessionShape.EXPONENTIAL:
             self._on_dist: Exponential | LogNormal = exponential(spec.mean_online_s)
@@ -199,11 +262,11 @@ class Sessions:
         self._off_sample = self._off_dist.sampler(rng) if self._off_dist else None
         self._buckets: dict[int, array[int]] = {}
         if self.always_online:
-            self.online[:] = b"\x01" * n
+            self.online = OnlineSet(bytearray(b"\x01" * n))
             return
         p_online = spec.mean_online_s / (spec.mean_online_s + spec.mean_offline_s)
         is_online = rng.random(n) < p_online
-        self.online[:] = is_online.astype(np.uint8).tobytes()
+        self.online = OnlineSet(bytearray(is_online.astype(np.uint8).tobytes()))
         residual = np.where(
             is_online,
             self._residual(self._on_dist, rng, n),
@@ -239,12 +302,31 @@ class Sessions:
 
     @property
     def online_count(self) -> int:
-        return self.online.count(1)
+        return len(self.online.members)
 
-    def process(
+    def start(self, kernel: Kernel, on_toggle: Callable[[int, bool], None]) -> None:
+        """Run the churn: ``on_toggle(user, now_online)`` is called at each toggle.
+
+        :meth:`toggles` is a generator of wake-up times driven by scheduled calls
+        (one per instant with toggles), not a SimPy process.
+        """
+        env = kernel.env
+        at = kernel.at
+        toggles = self.toggles(env, on_toggle)
+
+        def wake(_: None) -> None:
+            for t in toggles:
+                if t > env._now:
+                    at(t, wake, None)
+                    return
+
+        wake(None)
+
+    def toggles(
         self, env: simpy.Environment, on_toggle: Callable[[int, bool], None]
-    ) -> Generator[Any, Any, None]:
-        """The churn process: calls ``on_toggle(user, now_online)`` at each toggle."""
+    ) -> Generator[float, None, None]:
+        """The churn: calls ``on_toggle(user, now_online)`` at each toggle; yields the
+        time of each toggle before making it (the caller waits until then)."""
         buckets = self._buckets
         width = self.BUCKET_S
         until_s = self.until_s
@@ -263,8 +345,8 @@ class Sessions:
             heapq.heapify(heap)
             while heap:
                 t, user = heapq.heappop(heap)
-                if t > env.now:
-                    yield env.timeout(t - env.now)
+                if t > env._now:
+                    yield t
                 going_online = not online[user]
                 online[user] = 1 if going_online else 0
                 duration = on_sample() if going_online else off_sample()  # type: ignore[misc]
