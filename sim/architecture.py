@@ -921,9 +921,10 @@ class Server:
         more = False
         limit = self.sync_batch
         expire_before = self.env._now - self.retention_s
+        logs = self.log
         for slot, cursor in cursors:
-            log = self.log.get(slot_conv[slot])
-            if not log or len(log) <= cursor:
+            log = logs.get(slot_conv[slot])
+            if log is None or len(log) <= cursor:
                 continue
             for msg in log[cursor:]:
                 if len(batch) >= limit:

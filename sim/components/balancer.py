@@ -304,10 +304,18 @@ class Balancer:
             i, j = self._two_choices()
             a, b = stations[i], stations[j]
             return a if a.busy + len(a.queue) <= b.busy + len(b.queue) else b
-        # least outstanding requests
+        # least outstanding requests: the first instance with the fewest (an idle one
+        # ends the scan, which is what a lightly loaded tier mostly finds)
         if self._all:
-            loads = [s.busy + len(s.queue) for s in stations]
-            return stations[loads.index(min(loads))]
+            first: Station | None = None
+            least = 0
+            for s in stations:
+                load = s.busy + len(s.queue)
+                if load == 0:
+                    return s
+                if first is None or load < least:
+                    first, least = s, load
+            return first
         best: Station | None = None
         low = 0
         for i in self._active:

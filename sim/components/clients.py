@@ -435,10 +435,10 @@ class Clients:
             return
         now = self.env._now
         self.rec.wire(now, self.control_down + sum(m.down_bytes for m, _ in batch))
-        sent = self.sync_sent_s
+        self.syncing.difference_update(requested)
+        pop = self.sync_sent_s.pop
         for slot in requested:
-            self.syncing.discard(slot)
-            sent.pop(slot, None)
+            pop(slot, None)
         self._receive(user, batch, path, ref_s, True)
         if more:
             self._request_sync(user, list(self.convs.slots_of(user)), path, ref_s)
@@ -512,11 +512,9 @@ class Clients:
         if not slots:
             return
         now = self.env._now
-        sent = self.sync_sent_s
-        for slot in slots:
-            self.syncing.add(slot)
-            sent[slot] = now
-        cursors = [(slot, self.cursor[slot]) for slot in slots]
+        self.syncing.update(slots)
+        self.sync_sent_s.update(dict.fromkeys(slots, now))
+        cursors = list(zip(slots, map(self.cursor.__getitem__, slots), strict=True))
         self._frame_up(now, self.costs.control_bytes + 8 * len(slots))
         epoch = self.epoch[user]
         self._uplink(self.server.receive_sync, (user, epoch, cursors, path, ref_s))
