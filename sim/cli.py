@@ -55,6 +55,17 @@ def _overrides(pairs: Sequence[str] | None) -> dict[str, Any]:
     return dict(parse_assignment(p) for p in pairs or ())
 
 
+def _count(text: str) -> int:
+    """An argument that counts something: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
 def _table(frame: pd.DataFrame, by: str = "scenario") -> str:
     rows = {}
     for _, row in frame.iterrows():
@@ -274,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scripts",
-        type=int,
+        type=_count,
         default=100,
         help="scripted scenarios compared with the reference implementation (default 100; 0: none)",
     )

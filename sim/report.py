@@ -280,14 +280,7 @@ def write_report(
         sections.append(_figure_html(png, caption))
 
     all_seeds = [result.seed for runs in results.values() for result in runs]
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    page = (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>"
-        f'<p class="generated">Generated {generated} by msgsim {html.escape(_version())}; '
-        f"seeds {html.escape(_seeds_text(all_seeds))}.</p>"
+    body = (
         "<h2>Scenarios</h2>"
         f"{_scenario_table(results, descriptions or {})}"
         "<h2>Summary</h2>"
@@ -297,11 +290,8 @@ def write_report(
         f"{_summary_table(table, 'scenario')}"
         "<h2>Figures</h2>"
         f"{''.join(sections)}"
-        "</body></html>\n"
     )
-    report = out_path / "report.html"
-    report.write_text(page, encoding="utf-8")
-    return report
+    return _write_page(out_path, title, f"seeds {_seeds_text(all_seeds)}", body)
 
 
 def write_sweep_report(
@@ -359,23 +349,32 @@ def write_sweep_report(
         (out_path / f"{stem}.png").write_bytes(png)
         sections.append(_figure_html(png, caption))
     points.to_csv(out_path / "points.csv", index=False)
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     seeds = sorted({int(s) for s in frame["seed"]}) if "seed" in frame.columns else []
     table = points.to_html(index=False, border=0, escape=True)
-    page = (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>"
-        f'<p class="generated">Generated {generated} by msgsim {html.escape(_version())}; '
-        f"{len(frame)} runs, {frame['point'].nunique()} points; "
-        f"seeds {html.escape(_seeds_text(seeds))}.</p>"
+    facts = f"{len(frame)} runs, {frame['point'].nunique()} points; seeds {_seeds_text(seeds)}"
+    body = (
         "<h2>Points</h2>"
         '<p class="note">Mean ± half-width of the 95% confidence interval over '
         "replications.</p>"
         f"{table}"
         "<h2>Figures</h2>"
         f"{''.join(sections) or '<p>No numeric parameter to plot.</p>'}"
+    )
+    return _write_page(out_path, title, facts, body)
+
+
+def _write_page(out_path: Path, title: str, facts: str, body: str) -> Path:
+    """``out_path/report.html``: a self-contained page with the title, a line saying when
+    and by which version it was generated (and ``facts``), then ``body``."""
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    page = (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>"
+        f'<p class="generated">Generated {generated} by msgsim {html.escape(_version())}; '
+        f"{html.escape(facts)}.</p>"
+        f"{body}"
         "</body></html>\n"
     )
     report = out_path / "report.html"

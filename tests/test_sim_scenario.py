@@ -101,6 +101,19 @@ def test_an_unknown_preset_names_the_nearest_ones(capsys: pytest.CaptureFixture[
     assert "websocket_monolith" in message
 
 
+@pytest.mark.parametrize("value", ["-3", "many"])
+def test_a_script_count_that_is_not_a_whole_number_is_refused(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:  # argparse's usage error: usage, then the message
+        main(["validate", "--scripts", value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    message = err.strip().splitlines()[-1]
+    assert "--scripts" in message and "whole number >= 0" in message and value in message
+
+
 def test_a_misspelled_field_is_named_with_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
     message = _cli_error(
         capsys, ["run", "websocket_monolith", "--set", "architecture.gatway.workers=4"]

@@ -306,21 +306,13 @@ class Balancer:
             return a if a.busy + len(a.queue) <= b.busy + len(b.queue) else b
         # least outstanding requests: the first instance with the fewest (an idle one
         # ends the scan, which is what a lightly loaded tier mostly finds)
-        if self._all:
-            first: Station | None = None
-            least = 0
-            for s in stations:
-                load = s.busy + len(s.queue)
-                if load == 0:
-                    return s
-                if first is None or load < least:
-                    first, least = s, load
-            return first
+        candidates = stations if self._all else [stations[i] for i in self._active]
         best: Station | None = None
         low = 0
-        for i in self._active:
-            s = stations[i]
+        for s in candidates:
             load = s.busy + len(s.queue)
+            if load == 0:
+                return s
             if best is None or load < low:
                 best, low = s, load
         return best

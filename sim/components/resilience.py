@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sim.kernel import Kernel
+from sim.kernel import Kernel, Timeouts
 from sim.metrics import Message
 from sim.scenario import Backoff, BreakerWindow, DegradationPolicy, Resilience
 from sim.scenario import CircuitBreaker as BreakerSpec
@@ -268,11 +268,15 @@ class GuardedCall:
             self.guard.finish(self, True)
         self.error_fn(value)
 
-    def timed_out(self, _: Any) -> None:
+    def timed_out(self, _: Any = None) -> None:
         if not self.done:
             self.done = True
             self.guard.timeouts += 1
             self.guard.finish(self, True)
+
+    def pending(self) -> bool:
+        """Whether the call still awaits its outcome (False for ever once False)."""
+        return not self.done
 
 
 class Guard:
@@ -292,6 +296,8 @@ class Guard:
         self.bulkhead = bulkhead
         self.timeout_s = timeout_s
         self.timeouts = 0
+        # one timeout per call, most of them moot: kept out of the event heap
+        self._deadlines = Timeouts(kernel, timeout_s, GuardedCall.timed_out, GuardedCall.pending)
 
     def begin(self, ok: Callback, error: Callback, arg: Any) -> GuardedCall | None:
         """A call the caller may make (``None``: it must fail at once)."""
@@ -306,7 +312,7 @@ class Guard:
                 breaker.release(generation)
             return None
         call = GuardedCall(self, ok, error, arg, generation)
-        self.kernel.after(self.timeout_s, call.timed_out, None)
+        self._deadlines.start(call)
         return call
 
     def finish(self, call: GuardedCall, failed: bool) -> None:

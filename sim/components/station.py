@@ -140,7 +140,7 @@ class Station:
         now = self._env._now
         if now < self.paused_until:
             # paused mid-job: it completes when the pause ends
-            self._after(self.paused_until - now, self._finish, job)
+            self._after(self.paused_until - now, self._done, job)
             return
         queue = self.queue
         dt = now - self._last_s
