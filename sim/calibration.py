@@ -64,6 +64,9 @@ class Calibration:
     aead_overhead_bytes: int = 132
     #: server CPU to accept one decoded send frame (accept, seq, store write, fan-out).
     server_frame_s: float = 3.072e-5
+    #: CPU of one token introspection at the authorization server (reference_impl's
+    #: ``IntrospectionAuthenticator.authenticate`` against its ``IntrospectionService``).
+    introspection_call_s: float = 3.48359e-06
     #: encoded size of small control frames (acks, poll and sync requests), per codec.
     control_frame_bytes: dict[str, float] = field(
         default_factory=lambda: {"json": 85.12, "protobuf": 38.04}
@@ -115,6 +118,12 @@ def _from_mapping(data: dict[str, Any], source: str) -> Calibration:
         key_agreement_s=float(sim_section.get("key_agreement_s", base.key_agreement_s)),
         aead_overhead_bytes=int(sim_section.get("aead_overhead_bytes", base.aead_overhead_bytes)),
         server_frame_s=float(sim_section.get("server_frame_s", base.server_frame_s)),
+        # measured beside the simulator's section, at the top of the file
+        introspection_call_s=float(
+            sim_section.get(
+                "introspection_call_s", data.get("introspection_call_s", base.introspection_call_s)
+            )
+        ),
         control_frame_bytes={
             **base.control_frame_bytes,
             **{k: float(v) for k, v in sim_section.get("control_frame_bytes", {}).items()},

@@ -86,6 +86,9 @@ def test_load_calibration_returns_the_file_values(section: dict[str, Any]) -> No
     assert cal.server_frame_s == section["server_frame_s"]
     for codec in CODECS:
         assert cal.control_frame_bytes[codec] == section["control_frame_bytes"][codec]
+    # measured beside the simulator's section, at the top level of the file
+    top = yaml.safe_load(CALIBRATION_FILE.read_text())
+    assert cal.introspection_call_s == top["introspection_call_s"]
 
 
 def test_values_differing_from_the_fallbacks_are_read_from_the_file(tmp_path: Path) -> None:
@@ -103,6 +106,29 @@ def test_values_differing_from_the_fallbacks_are_read_from_the_file(tmp_path: Pa
     assert cal.server_frame_s == 9.9e-5 and cal.aead_s == 7.0e-6
     assert cal.control_frame_bytes["json"] == 99.0
     assert cal.control_frame_bytes["protobuf"] > 0  # untouched keys keep their fallback
+    # the introspection figure sits at the top of the file; the section may override it
+    assert _from_mapping({**data, "introspection_call_s": 5e-6}, "t").introspection_call_s == 5e-6
+    inner = {"simulator": {**data["simulator"], "introspection_call_s": 6e-6}}
+    assert _from_mapping(inner, "t").introspection_call_s == 6e-6
+
+
+def test_building_a_model_reads_no_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every run reads the cached calibration: building a model parses no YAML (a
+    sweep of small runs would otherwise spend a large part of each run parsing)."""
+    from sim.engine import Model
+    from sim.loader import load_scenario
+
+    scenario = load_scenario(
+        "secure_e2e_oauth_ratelimit",
+        {"workload.users": 200, "run.duration_s": 10, "run.warmup_s": 1},
+    )
+    Model(scenario, 1)  # the calibration is loaded and cached once
+
+    def no_yaml(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a model build parsed YAML")
+
+    monkeypatch.setattr(yaml, "safe_load", no_yaml)
+    Model(scenario, 2)
 
 
 def test_json_costs_more_bytes_than_protobuf(section: dict[str, Any]) -> None:

@@ -21,9 +21,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-
-from sim.calibration import Calibration, calibration_file, load_calibration
+from sim.calibration import Calibration, load_calibration
 from sim.components.station import Station
 from sim.distributions import Constant, Distribution, Sampler, lognormal
 from sim.kernel import Kernel
@@ -45,11 +43,6 @@ TOKEN_REFRESH_BITS = 20
 #: new request instead of waiting for it. Kong's ``oauth2-introspection`` plugin
 #: times out its introspection calls after ``timeout`` = 10000 ms by default.
 INTROSPECTION_TIMEOUT_S = 10.0
-
-#: ``introspection_call_s`` of the reference calibration run of 2026-11-28, used
-#: when neither the calibration nor its file carries the figure.
-_INTROSPECTION_CALL_S = 3.48359e-06
-
 
 # --------------------------------------------------------------------- rate limit
 
@@ -238,28 +231,12 @@ class Detector:
 
 
 def introspection_call_s(cal: Calibration | None = None) -> float:
-    """Measured CPU seconds of one introspection at the authorization server.
-
-    ``cal.introspection_call_s`` when the calibration has the field, else the
-    ``introspection_call_s`` of ``models/calibration/reference_costs.yaml``
-    (``benchmarks/reference_costs.py`` times ``reference_impl``'s
-    ``IntrospectionAuthenticator.authenticate`` against its in-process
-    ``IntrospectionService``), else the figure of the reference run.
-    """
-    cal = cal if cal is not None else load_calibration()
-    value = getattr(cal, "introspection_call_s", None)
-    if isinstance(value, int | float):
-        return float(value)
-    path = calibration_file()
-    if path is not None:
-        data = yaml.safe_load(path.read_text()) or {}
-        section = data.get("simulator") if isinstance(data, dict) else None
-        for where in (section, data):
-            if isinstance(where, dict) and isinstance(
-                where.get("introspection_call_s"), int | float
-            ):
-                return float(where["introspection_call_s"])
-    return _INTROSPECTION_CALL_S
+    """Measured CPU seconds of one introspection at the authorization server:
+    ``Calibration.introspection_call_s``, read from
+    ``models/calibration/reference_costs.yaml`` (``benchmarks/reference_costs.py``
+    times ``reference_impl``'s ``IntrospectionAuthenticator.authenticate`` against
+    its in-process ``IntrospectionService``), else the figure of the reference run."""
+    return (cal if cal is not None else load_calibration()).introspection_call_s
 
 
 def auth_request_cost(spec: Auth, cal: Calibration | None = None) -> Distribution:
