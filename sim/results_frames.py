@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,27 +24,44 @@ def _quantile(values: np.ndarray, q: float) -> float:
     return float(np.quantile(values, q)) if len(values) else float("nan")
 
 
+#: the fields of a ``Message`` the messages frame takes, read in one pass
+_MESSAGE_FIELDS = (
+    ("msg_id", np.int64),
+    ("conv", np.int64),
+    ("sender", np.int64),
+    ("seq", np.int64),
+    ("send_s", float),
+    ("ack_s", float),
+    ("acked", bool),
+    ("failed", bool),
+    ("attempts", np.int64),
+    ("payload_bytes", np.int64),
+)
+
+
 def messages_frame(model: Model) -> pd.DataFrame:
     msgs = model.recorder.messages
     n = len(msgs)
-    convs = model.convs
-    sizes = convs.sizes()
-    conv = np.fromiter((m.conv for m in msgs), dtype=np.int64, count=n)
+    sizes = model.convs.sizes()
+    # one pass over the messages (attrgetter reads every field in C), then columns
+    read = attrgetter(*(name for name, _ in _MESSAGE_FIELDS))
+    rows = np.fromiter(map(read, msgs), dtype=list(_MESSAGE_FIELDS), count=n)
+    col = {name: np.ascontiguousarray(rows[name]) for name, _ in _MESSAGE_FIELDS}
+    del rows
+    conv = col["conv"]
     frame = pd.DataFrame(
         {
-            "msg_id": np.fromiter((m.msg_id for m in msgs), dtype=np.int64, count=n),
+            "msg_id": col["msg_id"],
             "conv_id": conv,
-            "sender": np.fromiter((m.sender for m in msgs), dtype=np.int64, count=n),
-            "seq": np.fromiter((m.seq for m in msgs), dtype=np.int64, count=n),
-            "send_time_s": np.fromiter((m.send_s for m in msgs), dtype=float, count=n),
-            "ack_time_s": np.fromiter(
-                (m.ack_s if m.acked else np.nan for m in msgs), dtype=float, count=n
-            ),
-            "acked": np.fromiter((m.acked for m in msgs), dtype=bool, count=n),
-            "failed": np.fromiter((m.failed for m in msgs), dtype=bool, count=n),
-            "attempts": np.fromiter((m.attempts for m in msgs), dtype=np.int64, count=n),
+            "sender": col["sender"],
+            "seq": col["seq"],
+            "send_time_s": col["send_s"],
+            "ack_time_s": np.where(col["acked"], col["ack_s"], np.nan),
+            "acked": col["acked"],
+            "failed": col["failed"],
+            "attempts": col["attempts"],
             "recipients": sizes[conv] - 1 if n else np.empty(0, dtype=np.int64),
-            "payload_bytes": np.fromiter((m.payload_bytes for m in msgs), dtype=np.int64, count=n),
+            "payload_bytes": col["payload_bytes"],
         },
         copy=False,  # each column is built here: no copy, no consolidation
     )
