@@ -67,6 +67,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/sweep_scaling.py
 	$(BIN)/python benchmarks/reference_costs.py
 	$(BIN)/python benchmarks/full_path.py
+	$(BIN)/python benchmarks/where_time_goes.py
 
 clean:
 	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache .hypothesis
