@@ -123,6 +123,35 @@ def test_slow_store_circuit_breaker_fails_fast_and_closes_after_the_slow_period(
     assert after > 10 * window(guarded, 200, 300, "latency_p99").median()
 
 
+def test_breaker_opens_after_failover_refuses_a_healthy_cluster_unless_tuned_past_it() -> None:
+    """The breaker judges the publishes stalled by the failover when they complete, at
+    the election: it opens then, after the failure, and its open period fails far more
+    sends than the failover itself; a slow-call threshold above the failover does not."""
+    trapped = run("breaker_opens_after_failover")
+    faults = trapped.faults
+    elected = faults[faults["detail"].str.contains(r"leader 0 -> ")]["at_s"]
+    breaker = faults[faults["kind"] == "breaker"]
+    opened = breaker[breaker["detail"].str.startswith("closed -> open: slow-call rate")]["at_s"]
+    assert len(elected) == 4 and len(opened) == 1  # broker 0 led 4 of the 12 partitions
+    assert elected.max() <= opened.iloc[0] < elected.max() + 1.0
+    assert trapped.meta["counters"]["breaker_rejected"] > 10_000
+    open_window = window(trapped, opened.iloc[0], opened.iloc[0] + 30, "errors_per_s").sum()
+    assert open_window > 5 * window(trapped, 120, opened.iloc[0], "errors_per_s").sum()
+    tuned = run(
+        "breaker_opens_after_failover",
+        **{"architecture.resilience.circuit_breaker.slow_call_s": 10.0},
+    )
+    unguarded = run(
+        "breaker_opens_after_failover",
+        **{"architecture.resilience.circuit_breaker.enabled": False},
+    )
+    assert (tuned.faults["kind"] == "breaker").sum() == 0
+    failed_trapped, failed_tuned = (r.summary.iloc[0]["failed"] for r in (trapped, tuned))
+    assert failed_tuned == unguarded.summary.iloc[0]["failed"] > 0
+    assert failed_trapped > 4 * failed_tuned
+    assert trapped.summary.iloc[0]["lost"] == tuned.summary.iloc[0]["lost"] == 0
+
+
 def test_retry_storm_without_jitter_versus_full_jitter() -> None:
     """The jittered run has a lower peak of synchronized attempts, sheds nothing,
     recovers sooner and needs fewer attempts after the recovery."""
@@ -181,7 +210,7 @@ def test_dos_flood_rate_limited_keeps_legitimate_users_near_their_baseline() -> 
     assert window(exposed, 105, 120, "latency_p99").median() > 10 * before
 
 
-@pytest.mark.parametrize("name", sorted(REQUIRED))
+@pytest.mark.parametrize("name", LIBRARY)
 def test_every_library_scenario_replays_the_same_event_trace(name: str) -> None:
     """The determinism self-check on each library scenario, cut short after its faults
     begin (a smaller population keeps it quick; the faults and defences are intact)."""
