@@ -243,7 +243,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"displays and displayed order per recipient; {ref.wall_s:.1f} s)"
         )
         for m in ref.mismatches[:3]:
-            print(f"\nscript {m.index} differs:\n{m.script}\n  " + "\n  ".join(m.differences))
+            print(
+                f"\nscript {m.index} differs ({m.links} links):\n{m.script}\n  "
+                + "\n  ".join(m.differences)
+            )
         ok = ok and ref.passed
     return 0 if ok else 1
 
@@ -287,7 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--scripts",
         type=_count,
         default=100,
-        help="scripted scenarios compared with the reference implementation (default 100; 0: none)",
+        help=(
+            "scripted scenarios compared with the reference implementation, each with"
+            " instant and with timed links (default 100; 0: none)"
+        ),
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(fn=cmd_validate)

@@ -28,6 +28,7 @@ from sim.engine import Model
 from sim.validation import reference
 from sim.validation.reference import (
     KNOWN_DIFFERENCES,
+    LINKS,
     Op,
     Script,
     run_reference,
@@ -38,14 +39,17 @@ from sim.validation.reference import (
 )
 
 
-def _assert_equal(script: Script) -> None:
-    simulated, reference = run_simulator(script), run_reference(script)
-    diff = simulated.differences(reference)
-    assert not diff, f"{script}\n" + "\n".join(diff)
+def _assert_equal(script: Script, links: str = "instant") -> None:
+    simulated = run_simulator(script, timed=links == "timed")
+    diff = simulated.differences(run_reference(script))
+    assert not diff, f"{links} links: {script}\n" + "\n".join(diff)
 
 
 # Each example costs about 50 ms (both systems); 100 in the CI profile, more when
-# MSGSIM_HYPOTHESIS_PROFILE asks for more (thorough: 1000).
+# MSGSIM_HYPOTHESIS_PROFILE asks for more (thorough: 1000). Every script runs with the
+# simulator's instant links (each next step called directly) and with timed ones (frames
+# scheduled after network delays, jobs queued at the gateway and the service).
+@pytest.mark.parametrize("links", LINKS)
 @settings(max_examples=max(100, settings.default.max_examples))
 @given(scripts())
 @example(  # every ack of one message lost: the sender gives up, the members display it
@@ -84,8 +88,27 @@ def _assert_equal(script: Script) -> None:
         "gateway",
     )
 )
-def test_simulator_and_reference_have_equal_outcomes(script: Script) -> None:
-    _assert_equal(script)
+def test_simulator_and_reference_have_equal_outcomes(links: str, script: Script) -> None:
+    _assert_equal(script, links)
+
+
+def test_the_timed_links_take_the_network_and_the_stations() -> None:
+    """The timed variant exercises what the instant one skips: the send's ack comes a
+    client round trip later at least, and gateway and service instances do work."""
+    script = Script(2, ((0, 1),), (Op("send", 0, 0, "hello"),))
+    convs, _ = reference.simulator_conversations(script)
+    times = {}
+    for timed in (False, True):
+        model = Model(reference.simulator_scenario(script, timed=timed), 0, conversations=convs)
+        # user 0 writes 5 bytes in its slot 0 (the one conversation)
+        model.kernel.after(reference.START_S, functools.partial(model.clients.send, 0, 0), 5)
+        result = model.run(progress=False)
+        msg = result.messages.iloc[0]
+        times[timed] = msg["ack_time_s"] - msg["send_time_s"]
+        jobs = sum(s.jobs for s in model.server.gateways + model.server.services)
+        assert (jobs > 0) == timed
+    assert times[False] == pytest.approx(reference.STORE_OP_S)
+    assert times[True] > reference.TIMED_CLIENT_RTT_S + 2 * reference.TIMED_INTERNAL_RTT_S
 
 
 # ---------------------------------------------------------------- broken variants
@@ -127,19 +150,21 @@ def no_sync_on_reconnect(model: Model) -> None:
     clients.session_ready = careless  # type: ignore[method-assign]
 
 
+@pytest.mark.parametrize("links", LINKS)
 @pytest.mark.parametrize(
     "tamper", [ack_before_store_write, no_idempotent_accept, no_sync_on_reconnect]
 )
-def test_a_broken_simulator_is_caught(tamper: Callable[[Model], None]) -> None:
+def test_a_broken_simulator_is_caught(tamper: Callable[[Model], None], links: str) -> None:
     """Within a few seeded scripts the broken simulator's outcome differs from the
     reference's, while the honest simulator's equals it on the same script."""
+    timed = links == "timed"
     for script in seeded_scripts(40, seed=1):
         reference = run_reference(script)
-        diff = run_simulator(script, tamper=tamper).differences(reference)
+        diff = run_simulator(script, tamper=tamper, timed=timed).differences(reference)
         if diff:
-            assert not run_simulator(script).differences(reference)
+            assert not run_simulator(script, timed=timed).differences(reference)
             return
-    pytest.fail(f"{tamper.__name__} was not caught by 40 scripts")
+    pytest.fail(f"{tamper.__name__} was not caught by 40 scripts ({links} links)")
 
 
 # ------------------------------------------------------------ known differences
@@ -203,7 +228,7 @@ def test_msgsim_validate_reports_the_scripts_compared(
     monkeypatch.setattr(reference, "run_simulator", broken)
     assert main(["validate", "--quiet", "--scripts", "12"]) == 1
     out = capsys.readouterr().out
-    assert "simulator vs reference: 12 scripts, " in out and "differs:" in out
+    assert "simulator vs reference: 12 scripts, " in out and "differs (instant links):" in out
     assert "12 equal outcomes" not in out
 
 

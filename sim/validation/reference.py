@@ -14,7 +14,9 @@ The same script runs through both systems:
 * :func:`run_simulator` builds a :class:`~sim.engine.Model` with the script's
   exact conversation graph, zero network delays and instantaneous tiers (the
   store takes :data:`STORE_OP_S` per request, so that a crashed store refuses
-  work), nobody churning (``mean_offline_s: 0``) and no generated traffic
+  work) or, with ``timed``, constant network delays and gateway and service
+  costs (the paths a real scenario takes: frames scheduled after a delay, jobs
+  queued at stations), nobody churning (``mean_offline_s: 0``) and no generated traffic
   (``messages_per_user_per_hour: 0``); sends, disconnects and reconnects are
   scheduled on the model's kernel before it runs, store crashes are the
   scenario's ``faults:`` windows, and dropped acks wrap that model's
@@ -69,6 +71,15 @@ ACK_TIMEOUT_S = 1.0
 BACKOFF_BASE_S = 0.05
 BACKOFF_CAP_S = 5.0
 MAX_ATTEMPTS = 5
+#: the timed comparison: the simulator's client link and internal hops take the
+#: scenario defaults' times (``docs/parameters.md``: 80 ms client round trip, 0.5 ms
+#: in the data centre), constant so that each link stays first in, first out like
+#: the TCP connection it models, and the gateway and the message service take the
+#: calibration's ``server_frame_s`` per request (one worker each: first come, first served)
+TIMED_CLIENT_RTT_S = 0.08
+TIMED_INTERNAL_RTT_S = 0.0005
+#: the two ways every script runs through the simulator (see :func:`simulator_scenario`)
+LINKS = ("instant", "timed")
 #: simulator: drain after the script (everyone with something pending comes back)
 DRAIN_S = 60.0
 #: reference: the system is settled when no timer is due within this long
@@ -414,12 +425,25 @@ TOTALS = ("sent", "acked", "failed", "lost", "duplicated", "reordered")
 # --------------------------------------------------------------------- simulator
 
 
-def simulator_scenario(script: Script, seed: int = 0) -> Scenario:
-    """The :class:`~sim.scenario.Scenario` a script runs in (see the module docstring)."""
+def simulator_scenario(script: Script, seed: int = 0, timed: bool = False) -> Scenario:
+    """The :class:`~sim.scenario.Scenario` a script runs in (see the module docstring).
+
+    With ``timed``, the network and the gateway and service take time
+    (:data:`TIMED_CLIENT_RTT_S`, :data:`TIMED_INTERNAL_RTT_S`, the calibration's
+    ``server_frame_s``): the paths of a real scenario (frames scheduled after a
+    delay, jobs queued at stations), where the instant variant calls each next step
+    directly. Everything still settles well within :data:`SPACING_S`.
+    """
+    from sim.calibration import load_calibration
     from sim.loader import load_scenario
 
     zero = {"dist": "constant", "value": 0}
     store_op = {"dist": "constant", "value": STORE_OP_S}
+    step = zero
+    network: dict[str, Any] = {"client_rtt_s": 0, "internal_rtt_s": 0}
+    if timed:
+        step = {"dist": "constant", "value": load_calibration().server_frame_s}
+        network = {"client_rtt_s": TIMED_CLIENT_RTT_S, "internal_rtt_s": TIMED_INTERNAL_RTT_S}
     events = script.events()
     faults = []
     down_at: float | None = None
@@ -448,11 +472,11 @@ def simulator_scenario(script: Script, seed: int = 0) -> Scenario:
             "gateway": {
                 "instances": 1,
                 "workers": 1,
-                "request_s": zero,
-                "service_time_s": zero,
-                "push_time_s": zero,
+                "request_s": step,
+                "service_time_s": step,
+                "push_time_s": step,
             },
-            "service": {"instances": 1, "workers": 1, "request_s": zero, "service_time_s": zero},
+            "service": {"instances": 1, "workers": 1, "request_s": step, "service_time_s": step},
             "ack_after": script.durability,
             "store": {"kind": "single", "workers": 8, "write_s": store_op, "read_s": store_op},
             "offline": {"inbox": "store"},
@@ -466,7 +490,7 @@ def simulator_scenario(script: Script, seed: int = 0) -> Scenario:
                     "cap_s": BACKOFF_CAP_S,
                 },
             },
-            "network": {"client_rtt_s": 0, "internal_rtt_s": 0},
+            "network": network,
         },
         "workload": {
             "users": script.users,
@@ -515,13 +539,16 @@ Tamper = Callable[["Model"], None]
 """Changes a built model before it runs (tests use it to break the simulator)."""
 
 
-def run_simulator(script: Script, seed: int = 0, tamper: Tamper | None = None) -> Outcome:
-    """Run ``script`` through the simulator; see the module docstring."""
+def run_simulator(
+    script: Script, seed: int = 0, tamper: Tamper | None = None, timed: bool = False
+) -> Outcome:
+    """Run ``script`` through the simulator; see the module docstring (``timed``: see
+    :func:`simulator_scenario`)."""
     from sim.engine import Model
 
     convs, sim_index = simulator_conversations(script)
     script_conv = {s: c for c, s in enumerate(sim_index)}
-    model = Model(simulator_scenario(script, seed), seed, conversations=convs)
+    model = Model(simulator_scenario(script, seed, timed), seed, conversations=convs)
     kernel, clients = model.kernel, model.clients
     index_of: dict[int, int] = {}
 
@@ -734,11 +761,12 @@ def run_reference(script: Script, seed: int = 0) -> Outcome:
 
 @dataclass(frozen=True)
 class Mismatch:
-    """A script whose outcomes differ, and how."""
+    """A script whose outcomes differ, and how (``links``: the simulator's variant)."""
 
     index: int
     script: Script
     differences: list[str]
+    links: str = "instant"
 
 
 @dataclass(frozen=True)
@@ -757,7 +785,10 @@ class ReferenceSummary:
         return self.equal == self.scripts
 
     def line(self) -> str:
-        return f"simulator vs reference: {self.scripts} scripts, {self.equal} equal outcomes"
+        return (
+            f"simulator vs reference: {self.scripts} scripts, {self.equal} equal outcomes "
+            "(each run with instant links and with timed ones)"
+        )
 
 
 def seeded_scripts(examples: int, seed: int) -> Iterator[Script]:
@@ -767,16 +798,22 @@ def seeded_scripts(examples: int, seed: int) -> Iterator[Script]:
 
 
 def validate_reference(examples: int = 100, seed: int = 1) -> ReferenceSummary:
-    """Run ``examples`` seeded scripts through both systems and compare the outcomes."""
+    """Run ``examples`` seeded scripts through both systems and compare the outcomes;
+    the simulator runs each script twice, with instant links and with timed ones
+    (:data:`LINKS`), and a script is equal when both runs equal the reference's."""
     started = time.perf_counter()
     mismatches = []
     operations = sends = 0
     for i, script in enumerate(seeded_scripts(examples, seed)):
         operations += len(script.ops)
         sends += script.sends
-        diff = run_simulator(script, seed).differences(run_reference(script, seed))
-        if diff:
-            mismatches.append(Mismatch(i, script, diff))
+        reference = run_reference(script, seed)
+        for links in LINKS:
+            simulated = run_simulator(script, seed, timed=links == "timed")
+            diff = simulated.differences(reference)
+            if diff:
+                mismatches.append(Mismatch(i, script, diff, links))
+                break
     return ReferenceSummary(
         scripts=examples,
         equal=examples - len(mismatches),
@@ -788,6 +825,7 @@ def validate_reference(examples: int = 100, seed: int = 1) -> ReferenceSummary:
 
 
 __all__ = [
+    "LINKS",
     "Event",
     "Op",
     "Outcome",
