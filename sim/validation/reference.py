@@ -3,7 +3,8 @@
 A :class:`Script` is a small, exact scenario: a few users, their conversations
 (member lists, one of them a group when there are three users or more), the
 durability setting, and operations at fixed times: sends, disconnects and
-reconnects, crashes and restarts of the store, and acks the network drops.
+reconnects, crashes and restarts of the store and of the gateway, and acks the
+network drops.
 Operations are :data:`SPACING_S` apart, long enough for both systems to settle
 in between (a send, its retries after a dropped ack, a sync after a reconnect
 all finish within two seconds), so each system's outcome is a function of the
@@ -18,12 +19,15 @@ The same script runs through both systems:
   costs (the paths a real scenario takes: frames scheduled after a delay, jobs
   queued at stations), nobody churning (``mean_offline_s: 0``) and no generated traffic
   (``messages_per_user_per_hour: 0``); sends, disconnects and reconnects are
-  scheduled on the model's kernel before it runs, store crashes are the
-  scenario's ``faults:`` windows, and dropped acks wrap that model's
+  scheduled on the model's kernel before it runs, store and gateway crashes are
+  the scenario's ``faults:`` windows (clients the gateway dropped reconnect every
+  :data:`RECONNECT_S`, in lockstep), and dropped acks wrap that model's
   ``clients.send_acked`` (the network losing the ack frame on its way down);
 * :func:`run_reference` drives ``reference_impl``'s deterministic in-memory
   :class:`~reference_impl.network.Network`: it applies each operation, then
-  delivers every frame in order and fires every timer until the next one.
+  delivers every frame in order and fires every timer until the next one; when
+  the gateway restarts, the driver reconnects the clients its crash dropped, in
+  user order.
 
 Every script ends with a restart of a crashed store and scripted reconnects of
 every offline user, one step apart in user order (messages queued in outboxes
@@ -80,6 +84,11 @@ TIMED_CLIENT_RTT_S = 0.08
 TIMED_INTERNAL_RTT_S = 0.0005
 #: the two ways every script runs through the simulator (see :func:`simulator_scenario`)
 LINKS = ("instant", "timed")
+#: simulator: clients whose gateway crashed try to reconnect this often, without
+#: jitter, so they come back in lockstep and in user order (the reference's driver
+#: reconnects them in that order when the gateway restarts): their queued sends
+#: then take their seqs in the same order in both systems
+RECONNECT_S = 0.5
 #: simulator: drain after the script (everyone with something pending comes back)
 DRAIN_S = 60.0
 #: reference: the system is settled when no timer is due within this long
@@ -89,7 +98,16 @@ MAX_USERS = 6
 MAX_CONVERSATIONS = 3
 MIN_OPS, MAX_OPS = 5, 25
 
-OpKind = Literal["send", "disconnect", "connect", "crash_store", "restart_store", "drop_ack"]
+OpKind = Literal[
+    "send",
+    "disconnect",
+    "connect",
+    "crash_store",
+    "restart_store",
+    "crash_gateway",
+    "restart_gateway",
+    "drop_ack",
+]
 Durability = Literal["store", "gateway"]
 
 
@@ -105,6 +123,10 @@ class Op:
     * ``disconnect`` / ``connect``: ``user``'s connection closes / opens;
     * ``crash_store`` / ``restart_store``: the (single) store goes down / comes back;
       it keeps every write it acknowledged (its disk survives);
+    * ``crash_gateway`` / ``restart_gateway``: the (single) gateway goes down, closing
+      every connection / comes back, and the clients it dropped reconnect (and sync);
+      while it is down, clients queue their sends, and nobody connects or
+      disconnects;
     * ``drop_ack``: the network loses the next send ack on its way to ``user``:
       the sender times out and sends the same message again, which the server
       must recognise (one copy, one seq).
@@ -118,7 +140,7 @@ class Op:
     def __str__(self) -> str:
         if self.kind == "send":
             return f"send(u{self.user}, c{self.conv}, {self.text!r})"
-        if self.kind in ("crash_store", "restart_store"):
+        if self.kind in ("crash_store", "restart_store", "crash_gateway", "restart_gateway"):
             return f"{self.kind}()"
         return f"{self.kind}(u{self.user})"
 
@@ -142,9 +164,10 @@ class Script:
     ``gateway`` acks as soon as the server has the frame, before the store write.
 
     Operations that would change nothing (connecting an online user, crashing a
-    crashed store, ...) are skipped by :meth:`events`; after the last operation a
-    crashed store restarts and every offline user reconnects, one step apart, so
-    every script is valid and ends with everyone online.
+    crashed store, ...) are skipped by :meth:`events`, and so are connects and
+    disconnects while the gateway is down; after the last operation a crashed
+    gateway and a crashed store restart and every offline user reconnects, one
+    step apart, so every script is valid and ends with everyone online.
     """
 
     users: int
@@ -167,7 +190,7 @@ class Script:
     def events(self) -> list[Event]:
         """The operations that change something, at their times, plus the final restart."""
         online = [True] * self.users
-        store_up = True
+        store_up = gateway_up = True
         out: list[Event] = []
         sends = 0
         at_s = START_S
@@ -177,6 +200,8 @@ class Script:
                 out.append(Event(at_s, op, sends))
                 sends += 1
                 continue
+            if op.kind in ("connect", "disconnect") and not gateway_up:
+                continue
             if op.kind == "connect" and online[op.user]:
                 continue
             if op.kind == "disconnect" and not online[op.user]:
@@ -185,13 +210,23 @@ class Script:
                 continue
             if op.kind == "restart_store" and store_up:
                 continue
+            if op.kind == "crash_gateway" and not gateway_up:
+                continue
+            if op.kind == "restart_gateway" and gateway_up:
+                continue
             if op.kind in ("connect", "disconnect"):
                 online[op.user] = op.kind == "connect"
             elif op.kind in ("crash_store", "restart_store"):
                 store_up = op.kind == "restart_store"
+            elif op.kind in ("crash_gateway", "restart_gateway"):
+                gateway_up = op.kind == "restart_gateway"
             out.append(Event(at_s, op))
-        # the end: the store comes back, then every offline user reconnects, one per
-        # step and in a fixed order (queued sends take their seqs in that order)
+        # the end: the gateway and the store come back, then every offline user
+        # reconnects, one per step and in a fixed order (queued sends take their seqs
+        # in that order)
+        if not gateway_up:
+            at_s += SPACING_S
+            out.append(Event(at_s, Op("restart_gateway")))
         if not store_up:
             at_s += SPACING_S
             out.append(Event(at_s, Op("restart_store")))
@@ -240,7 +275,8 @@ def build_script(choose: Choose) -> Script:
 
     2-6 users; 1-3 conversations, one of them a group of 3+ when there are 3+
     users; the durability setting; 5-25 operations chosen with the current state
-    in mind (only online users disconnect, a crashed store is restarted ...).
+    in mind (only online users disconnect, a crashed store or gateway is
+    restarted, nobody connects or disconnects while the gateway is down ...).
     The store may crash under either durability: with ``gateway`` both services keep
     an acked message in memory and write it when the store is back.
     """
@@ -256,15 +292,16 @@ def build_script(choose: Choose) -> Script:
     durability: Durability = ("store", "gateway")[choose(0, 1)]
     in_conv = sorted({u for m in conversations for u in m})
     online = set(range(users))
-    store_up = True
+    store_up = gateway_up = True
     ops: list[Op] = []
     for i in range(choose(MIN_OPS, MAX_OPS)):
         menu: list[tuple[OpKind, int]] = [("send", 8), ("drop_ack", 2)]
-        if online & set(in_conv):
+        if online & set(in_conv) and gateway_up:
             menu.append(("disconnect", 2))
-        if len(online) < users:
+        if len(online) < users and gateway_up:
             menu.append(("connect", 3))
         menu.append(("crash_store", 1) if store_up else ("restart_store", 3))
+        menu.append(("crash_gateway", 1) if gateway_up else ("restart_gateway", 3))
         kind = _weighted(choose, menu)
         if kind == "send":
             conv = choose(0, n_convs - 1)
@@ -283,8 +320,11 @@ def build_script(choose: Choose) -> Script:
             user = candidates[choose(0, len(candidates) - 1)]
             online.add(user)
             ops.append(Op("connect", user))
-        else:
+        elif kind in ("crash_store", "restart_store"):
             store_up = kind == "restart_store"
+            ops.append(Op(kind))
+        else:
+            gateway_up = kind == "restart_gateway"
             ops.append(Op(kind))
     return Script(users, tuple(conversations), tuple(ops), durability)
 
@@ -446,20 +486,22 @@ def simulator_scenario(script: Script, seed: int = 0, timed: bool = False) -> Sc
         network = {"client_rtt_s": TIMED_CLIENT_RTT_S, "internal_rtt_s": TIMED_INTERNAL_RTT_S}
     events = script.events()
     faults = []
-    down_at: float | None = None
+    down_at: dict[str, float] = {}
     for e in events:
-        if e.op.kind == "crash_store":
-            down_at = e.at_s
-        elif e.op.kind == "restart_store" and down_at is not None:
+        kind = e.op.kind
+        if kind in ("crash_store", "crash_gateway"):
+            down_at[kind.removeprefix("crash_")] = e.at_s
+        elif kind in ("restart_store", "restart_gateway"):
+            system = kind.removeprefix("restart_")
+            since = down_at.pop(system)
             faults.append(
                 {
-                    "at_s": down_at,
+                    "at_s": since,
                     "kind": "crash",
-                    "target": "store.0",
-                    "duration_s": e.at_s - down_at,
+                    "target": f"{system}.0",
+                    "duration_s": e.at_s - since,
                 }
             )
-            down_at = None
     raw = {
         "name": "reference-script",
         "description": "a script compared with the reference implementation",
@@ -489,6 +531,7 @@ def simulator_scenario(script: Script, seed: int = 0, timed: bool = False) -> Sc
                     "base_s": BACKOFF_BASE_S,
                     "cap_s": BACKOFF_CAP_S,
                 },
+                "reconnect": {"backoff": "none", "base_s": RECONNECT_S},
             },
             "network": network,
         },
@@ -592,7 +635,7 @@ def run_simulator(
             kernel.after(event.at_s, go_online, event.op.user)
         elif kind == "drop_ack":
             kernel.after(event.at_s, arm_drop, event.op.user)
-        # crash_store / restart_store are the scenario's fault windows
+        # crashes and restarts of the store and the gateway are the scenario's faults
     if tamper is not None:
         tamper(model)
     result = model.run(progress=False)
@@ -705,6 +748,7 @@ def run_reference(script: Script, seed: int = 0) -> Outcome:
     for name in names:
         net.connect(name)
     msg_index: dict[str, int] = {}
+    dropped: list[str] = []  # the connections the gateway's crash closed
     for event in script.events():
         run_until(event.at_s)
         op = event.op
@@ -720,6 +764,14 @@ def run_reference(script: Script, seed: int = 0) -> Outcome:
             net.crash("store.0")
         elif op.kind == "restart_store":
             net.restart("store.0")
+        elif op.kind == "crash_gateway":
+            dropped = [n for n in names if net.online(n)]
+            net.crash("gateway")
+        elif op.kind == "restart_gateway":
+            net.restart("gateway")
+            for name in dropped:  # the clients come back, in user order
+                net.connect(name)
+            dropped = []
         elif op.kind == "drop_ack":
             drops[name] += 1
     run_until(script.end_s)
