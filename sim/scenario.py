@@ -732,7 +732,37 @@ class Scenario(_Section):
                     f"faults.{i}.target: {target!r} does not exist; {tier} has "
                     f"instances 0..{sizes[tier] - 1}"
                 )
+            skipped = self._instantaneous(tier, fault.kind)
+            if skipped:
+                raise ValueError(
+                    f"faults.{i}.target: {target!r} is instantaneous ({skipped} is a "
+                    f"constant 0, so its station is skipped) and a {fault.kind.value} there "
+                    "would have no effect; give it a nonzero time"
+                )
         return self
+
+    def _instantaneous(self, tier: str, kind: FaultKind) -> str:
+        """The setting that makes ``tier`` skip its stations, if a ``kind`` fault on it
+        would therefore change nothing ("" otherwise). A crashed instantaneous gateway
+        still closes its connections: only slowing or pausing it changes nothing."""
+        arch = self.architecture
+        if kind not in (FaultKind.CRASH, FaultKind.SLOW, FaultKind.PAUSE, FaultKind.RANDOM_CRASH):
+            return ""
+        if tier == "service" and arch.style is Style.MICROSERVICES:
+            if _zero(arch.service.service_time_s):
+                return "architecture.service.service_time_s"
+        elif tier == "store":
+            if arch.store.write_s.is_zero and arch.store.read_s.is_zero:
+                return "architecture.store.write_s and read_s"
+        elif tier == "gateway" and kind in (FaultKind.SLOW, FaultKind.PAUSE):
+            gateway = arch.gateway
+            if _zero(gateway.service_time_s) and _zero(gateway.push_time_s):
+                return "architecture.gateway.service_time_s and push_time_s"
+        return ""
+
+
+def _zero(dist: Distribution | None) -> bool:
+    return dist is not None and dist.is_zero
 
 
 def _broker_nodes(broker: Broker) -> int:

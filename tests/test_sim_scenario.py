@@ -200,6 +200,56 @@ def test_a_fault_on_a_target_that_does_not_exist_names_it_and_what_exists(
     assert "faults.0.target" in message and "gateway.7" in message and "instances 0.." in message
 
 
+@pytest.mark.parametrize(
+    ("settings", "fault", "named"),
+    [
+        (
+            ["architecture.service.service_time_s={dist: constant, value: 0}"],
+            "{at_s: 10, kind: crash, target: service.0, duration_s: 5}",
+            "architecture.service.service_time_s",
+        ),
+        (
+            [
+                "architecture.store.write_s={dist: constant, value: 0}",
+                "architecture.store.read_s={dist: constant, value: 0}",
+            ],
+            "{at_s: 10, kind: slow, target: store, duration_s: 5}",
+            "architecture.store.write_s and read_s",
+        ),
+        (
+            [
+                "architecture.gateway.service_time_s={dist: constant, value: 0}",
+                "architecture.gateway.push_time_s={dist: constant, value: 0}",
+            ],
+            "{at_s: 10, kind: pause, target: gateway.1, duration_s: 5}",
+            "architecture.gateway.service_time_s and push_time_s",
+        ),
+    ],
+)
+def test_a_fault_on_an_instantaneous_tier_is_refused_not_ignored(
+    capsys: pytest.CaptureFixture[str], settings: list[str], fault: str, named: str
+) -> None:
+    """A tier with a constant-0 time skips its stations: a crash, slow-down or pause of
+    it would silently change nothing, so the scenario is refused and says why."""
+    overrides = [arg for setting in settings for arg in ("--set", setting)]
+    command = ["run", "websocket_microservices", *overrides, "--set", f"faults=[{fault}]"]
+    message = _cli_error(capsys, command)
+    assert "faults.0.target" in message and "instantaneous" in message and named in message
+
+
+def test_an_instantaneous_gateway_can_still_crash() -> None:
+    """Its crash closes the connections, so it is allowed."""
+    scenario = load_scenario(
+        "websocket_microservices",
+        {
+            "architecture.gateway.service_time_s": {"dist": "constant", "value": 0},
+            "architecture.gateway.push_time_s": {"dist": "constant", "value": 0},
+            "faults": [{"at_s": 10, "kind": "crash", "target": "gateway.0", "duration_s": 5}],
+        },
+    )
+    assert scenario.faults[0].target == "gateway.0"
+
+
 def test_a_broker_fault_without_a_broker_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     message = _cli_error(
         capsys,
