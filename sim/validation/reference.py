@@ -17,8 +17,8 @@ The same script runs through both systems:
   store takes :data:`STORE_OP_S` per request, so that a crashed store refuses
   work) or, with ``timed``, constant network delays and gateway and service
   costs (the paths a real scenario takes: frames scheduled after a delay, jobs
-  queued at stations), nobody churning (``mean_offline_s: 0``) and no generated traffic
-  (``messages_per_user_per_hour: 0``); sends, disconnects and reconnects are
+  queued at stations), nobody churning (``mean_offline_s: 0``) and no generated
+  traffic (``messages_per_user_per_hour: 0``); sends, disconnects and reconnects are
   scheduled on the model's kernel before it runs, store and gateway crashes are
   the scenario's ``faults:`` windows (clients the gateway dropped reconnect every
   :data:`RECONNECT_S`, in lockstep), and dropped acks wrap that model's
@@ -29,8 +29,8 @@ The same script runs through both systems:
   the gateway restarts, the driver reconnects the clients its crash dropped, in
   user order.
 
-Every script ends with a restart of a crashed store and scripted reconnects of
-every offline user, one step apart in user order (messages queued in outboxes
+Every script ends with restarts of a crashed gateway and a crashed store and
+scripted reconnects of every offline user, one step apart in user order (messages queued in outboxes
 take their seqs in that order), and then each system settles: the simulator's
 drain, the reference's clock running until no timer is due within
 :data:`QUIET_S`.
