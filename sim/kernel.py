@@ -242,7 +242,7 @@ class Timeouts:
     the other way round.
     """
 
-    __slots__ = ("_armed", "_at", "_env", "_fire_fn", "_live", "_queue", "delay_s", "fn")
+    __slots__ = ("_armed", "_at", "_env", "_live", "_queue", "delay_s", "fn")
 
     def __init__(
         self,

@@ -350,7 +350,7 @@ def build_result(model: Model, wall_s: float, release: bool = False) -> Result:
         "ack_p99": _quantile(ack_lat, 0.99),
         "sync_p50": _quantile(sync, 0.5),
         "sync_p99": _quantile(sync, 0.99),
-        "throughput": len(ack_lat) / window_s,
+        "throughput": acked_count / window_s,
         "sent": sent,
         "acked": acked_count,
         "failed": total("failed"),

@@ -756,7 +756,9 @@ class Scenario(_Section):
                 return "architecture.store.write_s and read_s"
         elif tier == "gateway" and kind in (FaultKind.SLOW, FaultKind.PAUSE):
             gateway = arch.gateway
-            if _zero(gateway.service_time_s) and _zero(gateway.push_time_s):
+            # a monolith's gateway instances also do the service's work (sim.components.costs)
+            service_too = arch.style is Style.MICROSERVICES or _zero(arch.service.service_time_s)
+            if _zero(gateway.service_time_s) and _zero(gateway.push_time_s) and service_too:
                 return "architecture.gateway.service_time_s and push_time_s"
         return ""
 

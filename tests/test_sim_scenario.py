@@ -250,6 +250,22 @@ def test_an_instantaneous_gateway_can_still_crash() -> None:
     assert scenario.faults[0].target == "gateway.0"
 
 
+def test_a_monolith_gateway_with_service_work_can_be_paused() -> None:
+    """A monolith's gateway instances also do the service's work: with a service cost
+    they are not instantaneous even when the gateway's own times are 0."""
+    zero = {"dist": "constant", "value": 0}
+    scenario = load_scenario(
+        "websocket_monolith",
+        {
+            "architecture.gateway.service_time_s": zero,
+            "architecture.gateway.push_time_s": zero,
+            "architecture.service.service_time_s": {"dist": "constant", "value": 0.001},
+            "faults": [{"at_s": 10, "kind": "pause", "target": "gateway.0", "duration_s": 5}],
+        },
+    )
+    assert scenario.faults[0].kind.value == "pause"
+
+
 def test_a_broker_fault_without_a_broker_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     message = _cli_error(
         capsys,

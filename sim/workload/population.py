@@ -216,23 +216,12 @@ class OnlineSet:
                 pos[last] = i
             pos[user] = -1
 
-    def __len__(self) -> int:
-        return len(self.flags)
-
-    def __bytes__(self) -> bytes:
-        return bytes(self.flags)
-
-    def count(self, value: int = 1) -> int:
-        """How many flags equal ``value`` (1: online), as ``bytearray.count``."""
-        online = len(self.members)
-        return online if value else len(self.flags) - online
-
 
 class Sessions:
-    """Online/offline alternation of every user, driven by one SimPy process.
+    """Online/offline alternation of every user, driven by scheduled calls.
 
     Each user has one pending toggle time, kept in a timing wheel of one-second
-    buckets (4 bytes per user); the process walks the wheel in time order.
+    buckets (4 bytes per user); :meth:`toggles` walks the wheel in time order.
     Toggles at or after ``until_s`` are not scheduled: the run's drain brings
     everyone online then.
     """
@@ -247,8 +236,6 @@ class Sessions:
         rng = streams.generator("workload.sessions")
         self._rng = rng
         self.always_online = spec.mean_offline_s == 0
-        #: who is online now (set by the churn; the drain and attacks set it too)
-        self.online = OnlineSet(bytearray(n))
         self.next_toggle_s = np.full(n, np.inf)
         if spec.shape is SessionShape.EXPONENTIAL:
             self._on_dist: Exponential | LogNormal = exponential(spec.mean_online_s)
@@ -261,6 +248,8 @@ class Sessions:
         self._on_sample = self._on_dist.sampler(rng)
         self._off_sample = self._off_dist.sampler(rng) if self._off_dist else None
         self._buckets: dict[int, array[int]] = {}
+        #: who is online now (set by the churn; the drain and attacks set it too)
+        self.online: OnlineSet
         if self.always_online:
             self.online = OnlineSet(bytearray(b"\x01" * n))
             return
