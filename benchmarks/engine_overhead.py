@@ -4,7 +4,7 @@
    - baseline: an idiomatic hand-written SimPy model (a source process, one
      process per customer, a ``simpy.Resource``);
    - msgsim's ``Station`` alone, driven the same way;
-   - the whole simulator (``sim.engine.simulate``) configured as an M/M/1 queue
+   - the whole simulator (``sim.model.run.simulate``) configured as an M/M/1 queue
      (``sim.validation.theory.queue_scenario``): users, clients, message
      service, checker and result frames included.
 2. Memory per idle user at 1,000,000 users (a built model, nobody online),
@@ -30,9 +30,9 @@ import numpy as np
 import simpy
 
 from sim.components.station import Station
-from sim.engine import Model, simulate
-from sim.kernel import Kernel
-from sim.loader import load_scenario
+from sim.core.kernel import Kernel
+from sim.model.run import Model, simulate
+from sim.scenario.loader import load_scenario
 from sim.validation.theory import queue_scenario
 
 RHO = 0.9
@@ -80,7 +80,7 @@ def station_only(customers: int, seed: int = 1) -> float:
 
     kernel.after(gaps[0], arrive, 0)
     start = time.perf_counter()
-    kernel.env.run()
+    kernel.run()
     return customers / (time.perf_counter() - start)
 
 

@@ -15,8 +15,8 @@ import argparse
 import resource
 import time
 
-from sim.engine import simulate
-from sim.loader import load_scenario
+from sim.model.run import simulate
+from sim.scenario.loader import load_scenario
 
 PRESET = "websocket_microservices"
 

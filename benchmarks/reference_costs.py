@@ -6,7 +6,7 @@ Run from the repository root (a few seconds)::
 
 It writes ``models/calibration/reference_costs.yaml``: the raw measurements,
 and a ``simulator:`` section derived from them, the costs and sizes the
-simulator's defaults rest on (read by ``sim.calibration``). Times are CPU
+simulator's defaults rest on (read by ``sim.scenario.calibration``). Times are CPU
 seconds per call, sizes are bytes; key names carry the unit (``_s``, ``_bytes``).
 
 Each timing is ``time.thread_time_ns`` (the CPU time of this thread, so idle
@@ -467,7 +467,7 @@ def main() -> None:
     header = (
         f"# Written by `{COMMAND}` (run from the repository root); do not edit by hand.\n"
         "# Times: CPU seconds per call (suffix _s); sizes: bytes (suffix _bytes).\n"
-        "# sim.calibration reads the `simulator:` section; the rest are the raw measurements.\n"
+        "# sim.scenario.calibration reads the `simulator:` section; the rest: raw measurements.\n"
     )
     text = header + yaml.safe_dump(doc, sort_keys=False)
     OUT.parent.mkdir(parents=True, exist_ok=True)

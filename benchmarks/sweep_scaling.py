@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from sim.sweep import sweep
+from sim.studies.sweep import sweep
 
 SCENARIO = "websocket_microservices"
 OVERRIDES: Mapping[str, Any] = {

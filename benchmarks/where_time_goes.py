@@ -20,8 +20,8 @@ from typing import Any
 
 from full_path import scenario_for
 
-from sim.engine import simulate
-from sim.kernel import Environment
+from sim.core.kernel import Environment
+from sim.model.run import simulate
 
 
 def timed_run(totals: dict[str, float], counts: dict[str, int]) -> Any:

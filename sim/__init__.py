@@ -14,13 +14,12 @@ Nothing runs at import time.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from sim.experiment import compare, replicate, run
-from sim.loader import ScenarioError, list_presets, load_scenario
-from sim.result import Result
-from sim.scenario import Scenario
-from sim.sweep import sweep
+from sim._version import __version__
+from sim.model.result import Result
+from sim.scenario.loader import ScenarioError, list_presets, load_scenario
+from sim.scenario.schema import Scenario
+from sim.studies.experiment import compare, replicate, run
+from sim.studies.sweep import sweep
 
 __all__ = [
     "Result",

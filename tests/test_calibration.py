@@ -2,7 +2,7 @@
 
 ``benchmarks/reference_costs.py`` writes ``models/calibration/reference_costs.yaml``;
 these tests check that its ``simulator:`` section is complete, that
-``sim.calibration`` reads it unchanged, and that its size model reproduces the
+``sim.scenario.calibration`` reads it unchanged, and that its size model reproduces the
 reference codec's frame sizes (sizes are deterministic, unlike times).
 """
 
@@ -17,7 +17,7 @@ import yaml
 
 from reference_impl.codec_protobuf import ProtobufCodec
 from reference_impl.frames import Deliver
-from sim.calibration import load_calibration
+from sim.scenario.calibration import load_calibration
 
 CALIBRATION_FILE = (
     Path(__file__).resolve().parent.parent / "models" / "calibration" / "reference_costs.yaml"
@@ -93,7 +93,7 @@ def test_load_calibration_returns_the_file_values(section: dict[str, Any]) -> No
 
 def test_values_differing_from_the_fallbacks_are_read_from_the_file(tmp_path: Path) -> None:
     """A re-measurement on another machine must reach the simulator, every key of it."""
-    from sim.calibration import _from_mapping
+    from sim.scenario.calibration import _from_mapping
 
     data = {
         "simulator": {
@@ -115,8 +115,8 @@ def test_values_differing_from_the_fallbacks_are_read_from_the_file(tmp_path: Pa
 def test_building_a_model_reads_no_file(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every run reads the cached calibration: building a model parses no YAML (a
     sweep of small runs would otherwise spend a large part of each run parsing)."""
-    from sim.engine import Model
-    from sim.loader import load_scenario
+    from sim.model.run import Model
+    from sim.scenario.loader import load_scenario
 
     scenario = load_scenario(
         "secure_e2e_oauth_ratelimit",

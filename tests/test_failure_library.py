@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from sim.cli import main
-from sim.engine import simulate
-from sim.loader import list_presets, load_scenario
-from sim.result import Result
+from sim.cli.main import main
+from sim.model.result import Result
+from sim.model.run import simulate
+from sim.scenario.loader import list_presets, load_scenario
 
 LIBRARY = sorted(p.name for p in list_presets() if p.kind == "failures")
 REQUIRED = {

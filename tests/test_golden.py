@@ -8,7 +8,6 @@ import json
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
-
 from golden import DATA, FRAMES, SEEDS, digests, library_scenarios
 
 RECORDED: dict[str, dict[str, str]] = json.loads(DATA.read_text())

@@ -1,4 +1,4 @@
-"""Tests of sim.analysis: t quantiles, confidence intervals, summaries, paired differences."""
+"""Tests of sim.core.statistics: t quantiles, intervals, summaries, paired differences."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.analysis import (
+from sim.core.statistics import (
     ConfidenceInterval,
     mean_ci,
     mser5_truncation,

@@ -8,11 +8,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from sim.analysis import mean_ci
 from sim.components.balancer import CACHED_KEYS, Balancer, splitmix64, splitmix64_array
 from sim.components.station import Station
-from sim.kernel import Kernel
-from sim.scenario import BalancerPolicy, HealthCheck, LoadBalancer
+from sim.core.kernel import Kernel
+from sim.core.statistics import mean_ci
+from sim.scenario.schema import BalancerPolicy, HealthCheck, LoadBalancer
 
 INTERVAL_S = 2.0
 FALL = 3
@@ -47,12 +47,12 @@ def crash_at(kernel: Kernel, station: Station, at_s: float) -> None:
     def crash(_: object) -> None:
         station.crash()
 
-    kernel.after(at_s - kernel.env.now, crash)
+    kernel.after(at_s - kernel.now, crash)
 
 
 def recover_at(kernel: Kernel, station: Station, at_s: float) -> None:
     """Bring ``station`` back at simulated time ``at_s`` (absolute)."""
-    kernel.after(at_s - kernel.env.now, lambda _: station.recover())
+    kernel.after(at_s - kernel.now, lambda _: station.recover())
 
 
 def index_of(station: Station | None) -> int:
@@ -78,7 +78,7 @@ def test_round_robin_cycles_through_all_then_skips_an_ejected_instance() -> None
     assert [index_of(lb.pick_request(0)) for _ in range(8)] == [0, 1, 2, 3, 0, 1, 2, 3]
     assert [index_of(lb.pick_connection(0)) for _ in range(4)] == [0, 1, 2, 3]
     crash_at(kernel, stations[2], 1.0)
-    kernel.env.run(until=1.0 + FALL * INTERVAL_S + 0.01)
+    kernel.run(until=1.0 + FALL * INTERVAL_S + 0.01)
     assert not lb.healthy(2)
     assert [lb.healthy(i) for i in (0, 1, 3)] == [True, True, True]
     picks = [index_of(lb.pick_request(0)) for _ in range(30)]
@@ -116,7 +116,7 @@ def test_least_connections_picks_the_minimum() -> None:
     assert index_of(lb.pick_request(0)) == 1
     # once instance 1 is out of rotation, the minimum among the others
     crash_at(kernel, stations[1], 1.0)
-    kernel.env.run(until=1.0 + FALL * INTERVAL_S + 0.01)
+    kernel.run(until=1.0 + FALL * INTERVAL_S + 0.01)
     assert not lb.healthy(1)
     assert index_of(lb.pick_request(0)) == 2
     assert index_of(lb.pick_connection(0)) == 3  # 5, (9), 7, 2
@@ -178,7 +178,7 @@ def test_consistent_hash_ejection_moves_only_the_lost_instances_keys() -> None:
     kernel, stations, lb = tier(n, BalancerPolicy.CONSISTENT_HASH, checks=True)
     before = [index_of(lb.pick_connection(k)) for k in range(KEYS)]
     crash_at(kernel, stations[3], 1.0)
-    kernel.env.run(until=1.0 + FALL * INTERVAL_S + 0.01)
+    kernel.run(until=1.0 + FALL * INTERVAL_S + 0.01)
     assert not lb.healthy(3)
     after = [index_of(lb.pick_connection(k)) for k in range(KEYS)]
     moved = 0
@@ -195,7 +195,7 @@ def test_consistent_hash_ejection_moves_only_the_lost_instances_keys() -> None:
     assert max(heirs.values()) < 0.5 * moved
     # once readmitted, every key is back where it was
     recover_at(kernel, stations[3], 20.0)
-    kernel.env.run(until=20.0 + RISE * INTERVAL_S + 0.01)
+    kernel.run(until=20.0 + RISE * INTERVAL_S + 0.01)
     assert lb.healthy(3)
     assert before == [index_of(lb.pick_connection(k)) for k in range(KEYS)]
 
@@ -250,18 +250,18 @@ def test_health_checks_eject_after_fall_and_readmit_after_rise(victim: int) -> N
     crash_at(kernel, stations[victim], crash_s)
     recover_at(kernel, stations[victim], recover_s)
     # out of rotation no earlier than FALL failed checks after the crash
-    kernel.env.run(until=crash_s + (FALL - 1) * INTERVAL_S - 1e-6)
+    kernel.run(until=crash_s + (FALL - 1) * INTERVAL_S - 1e-6)
     assert lb.healthy(victim)
     # and no later than the FALL-th check after the crash (one interval of phase)
-    kernel.env.run(until=crash_s + FALL * INTERVAL_S + 1e-6)
+    kernel.run(until=crash_s + FALL * INTERVAL_S + 1e-6)
     assert not lb.healthy(victim)
     assert all(lb.healthy(i) for i in range(4) if i != victim)
     picks = {index_of(lb.pick_request(0)) for _ in range(12)}
     assert picks == {0, 1, 2, 3} - {victim}
     # back in rotation after RISE passing checks following the recovery
-    kernel.env.run(until=recover_s + (RISE - 1) * INTERVAL_S - 1e-6)
+    kernel.run(until=recover_s + (RISE - 1) * INTERVAL_S - 1e-6)
     assert not lb.healthy(victim)
-    kernel.env.run(until=recover_s + RISE * INTERVAL_S + 1e-6)
+    kernel.run(until=recover_s + RISE * INTERVAL_S + 1e-6)
     assert lb.healthy(victim)
     assert {index_of(lb.pick_request(0)) for _ in range(4)} == {0, 1, 2, 3}
     [(ejected_s, readmitted_s, name)] = lb.ejections
@@ -275,7 +275,7 @@ def test_health_check_phases_are_spread_over_the_interval() -> None:
     kernel, stations, lb = tier(4, checks=True)
     for station in stations:
         crash_at(kernel, station, 0.1)
-    kernel.env.run(until=30.0)
+    kernel.run(until=30.0)
     times = sorted(ejected_s for ejected_s, _, _ in lb.ejections)
     # first checks at (i + 1) / N * interval: 0.5, 1, 1.5, 2 s, then every interval
     assert times == pytest.approx([t + (FALL - 1) * INTERVAL_S for t in (0.5, 1.0, 1.5, 2.0)])
@@ -285,7 +285,7 @@ def test_a_crash_shorter_than_fall_checks_is_not_ejected() -> None:
     kernel, stations, lb = tier(2, checks=True)
     crash_at(kernel, stations[0], 5.0)
     recover_at(kernel, stations[0], 5.0 + (FALL - 1) * INTERVAL_S - 0.5)
-    kernel.env.run(until=40.0)
+    kernel.run(until=40.0)
     assert lb.healthy(0)
     assert lb.ejections == []
 
@@ -296,7 +296,7 @@ def test_without_health_checks_a_crashed_instance_keeps_being_picked(
 ) -> None:
     kernel, stations, lb = tier(4, policy, checks=False)
     crash_at(kernel, stations[1], 5.0)
-    kernel.env.run(until=60.0)
+    kernel.run(until=60.0)
     assert not stations[1].up
     assert lb.healthy(1)
     assert lb.ejections == []
@@ -308,19 +308,19 @@ def test_fail_open_when_every_instance_is_out_of_rotation(policy: BalancerPolicy
     kernel, stations, lb = tier(3, policy, checks=True)
     for station in stations[:2]:
         crash_at(kernel, station, 1.0)
-    kernel.env.run(until=1.0 + FALL * INTERVAL_S + 0.01)
+    kernel.run(until=1.0 + FALL * INTERVAL_S + 0.01)
     # one left: it gets everything
     assert {index_of(lb.pick_connection(k)) for k in range(300)} == {2}
     assert {index_of(lb.pick_request(k)) for k in range(300)} == {2}
-    crash_at(kernel, stations[2], kernel.env.now)
-    kernel.env.run(until=kernel.env.now + FALL * INTERVAL_S + 0.01)
+    crash_at(kernel, stations[2], kernel.now)
+    kernel.run(until=kernel.now + FALL * INTERVAL_S + 0.01)
     assert not any(lb.healthy(i) for i in range(3))
     assert len(lb.ejections) == 3
     assert all(readmitted is None for _, readmitted, _ in lb.ejections)
     # none in rotation: route to all of them, by the policy
     assert connect(lb, 300) == {0, 1, 2}
     # one comes back: it alone is in rotation again
-    recover_at(kernel, stations[0], kernel.env.now)
-    kernel.env.run(until=kernel.env.now + RISE * INTERVAL_S + 0.01)
+    recover_at(kernel, stations[0], kernel.now)
+    kernel.run(until=kernel.now + RISE * INTERVAL_S + 0.01)
     assert lb.healthy(0)
     assert {index_of(lb.pick_request(k)) for k in range(300)} == {0}

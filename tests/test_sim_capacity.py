@@ -4,7 +4,7 @@ whose right answer is known from queueing theory.
 The simulated searches use :func:`sim.validation.theory.queue_scenario`: the message
 service is an M/M/c queue (Poisson arrivals, exponential 10 ms service, every other
 step instantaneous), so a message's online delivery latency is its sojourn time in
-that queue and ``latency_mean`` estimates the exact mean sojourn of ``sim.theory.mmc``.
+that queue and ``latency_mean`` estimates the exact mean sojourn of ``sim.validation.queueing.mmc``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim import theory
-from sim.capacity import (
+from sim.cli.capacity import add_capacity_command
+from sim.scenario.loader import ScenarioError
+from sim.scenario.schema import Scenario
+from sim.studies.capacity import (
     SLO,
     SLO_METRICS,
     Condition,
@@ -33,9 +35,7 @@ from sim.capacity import (
     dimension_label,
     format_value,
 )
-from sim.capacity_cli import add_capacity_command
-from sim.loader import ScenarioError
-from sim.scenario import Scenario
+from sim.validation import queueing
 from sim.validation.theory import USERS, queue_scenario
 
 SERVICE_RATE_PER_S = 100.0
@@ -54,7 +54,7 @@ def mean_sojourn_s(arrival_rate_per_s: float, workers: int) -> float:
     """Exact M/M/c mean sojourn; infinite when the queue has no steady state."""
     if arrival_rate_per_s >= workers * SERVICE_RATE_PER_S:
         return math.inf
-    return theory.mmc(arrival_rate_per_s, SERVICE_RATE_PER_S, workers).mean_sojourn_s
+    return queueing.mmc(arrival_rate_per_s, SERVICE_RATE_PER_S, workers).mean_sojourn_s
 
 
 def max_evaluations(low: float, high: float, resolution: float) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sim.checker import check
+from sim.model.checker import check
 
 
 def _messages(rows: list[tuple[int, int, int, int, bool, bool]]) -> pd.DataFrame:

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from sim.engine import simulate
-from sim.loader import list_presets, load_scenario
-from sim.result import Result
-from sim.scenario import Scenario
+from sim.model.result import Result
+from sim.model.run import simulate
+from sim.scenario.loader import list_presets, load_scenario
+from sim.scenario.schema import Scenario
 
 SMALL = {
     "workload.users": 1500,

@@ -12,8 +12,8 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.kernel import Kernel, Timeouts
-from sim.scenario import Workload
+from sim.core.kernel import Kernel, Timeouts
+from sim.scenario.schema import Workload
 from sim.workload.population import Conversations, OnlineSet, build_conversations
 from sim.workload.traffic import Traffic
 
@@ -37,7 +37,7 @@ def test_calls_scheduled_with_after_run_in_time_order_and_ties_in_scheduling_ord
 
     for delay, label in [(3.0, "a"), (1.0, "b"), (2.0, "c"), (1.0, "d"), (0.5, "e"), (1.0, "f")]:
         kernel.after(delay, record, label)
-    kernel.env.run()
+    kernel.run()
     assert log == [(0.5, "e"), (1.0, "b"), (1.0, "d"), (1.0, "f"), (2.0, "c"), (3.0, "a")]
 
 
@@ -49,7 +49,7 @@ def test_after_counts_its_delay_from_the_time_it_is_called() -> None:
         kernel.after(delay, log.append, kernel.now + delay)
 
     kernel.at(2.5, schedule_later, 0.75)
-    kernel.env.run()
+    kernel.run()
     assert log == [3.25]
     assert kernel.now == 3.25
 
@@ -64,14 +64,14 @@ def test_a_call_scheduled_with_at_runs_at_exactly_its_time() -> None:
     times = [0.1 + 0.2, 1 / 3, 7.000000000000001, 2.0]
     for t in times:
         kernel.at(t, check, t)
-    kernel.env.run()
+    kernel.run()
     assert [now for _, now in seen] == sorted(times)
     assert all(now == t for t, now in seen)
 
 
 def test_run_until_runs_calls_strictly_before_the_limit_and_leaves_those_at_the_limit() -> None:
     kernel = Kernel(0)
-    env = kernel.env
+    env = kernel
     log: list[tuple[float, str]] = []
 
     def record(label: str) -> None:
@@ -96,7 +96,7 @@ def test_run_until_runs_calls_strictly_before_the_limit_and_leaves_those_at_the_
 
 def test_run_until_a_time_not_after_now_raises_value_error_and_keeps_the_queue() -> None:
     kernel = Kernel(0)
-    env = kernel.env
+    env = kernel
     log: list[float] = []
     kernel.at(4.0, log.append, 4.0)
     for until in (0.0, -1.0):
@@ -114,7 +114,7 @@ def test_run_until_a_time_not_after_now_raises_value_error_and_keeps_the_queue()
 
 def test_run_without_until_runs_every_scheduled_call() -> None:
     kernel = Kernel(0)
-    env = kernel.env
+    env = kernel
     log: list[float] = []
 
     def chain(remaining: int) -> None:
@@ -133,7 +133,7 @@ def test_run_without_until_runs_every_scheduled_call() -> None:
 @pytest.mark.parametrize("until", [None, 10.0])
 def test_simpy_processes_interleave_with_kernel_calls_in_time_order(until: float | None) -> None:
     kernel = Kernel(0)
-    env = kernel.env
+    env = kernel
     log: list[tuple[str, float]] = []
 
     def ticker() -> Generator[simpy.Event, Any, None]:
@@ -159,7 +159,7 @@ def test_simpy_processes_interleave_with_kernel_calls_in_time_order(until: float
 
 def test_a_simpy_event_and_a_call_at_the_same_instant_run_in_scheduling_order() -> None:
     kernel = Kernel(0)
-    env = kernel.env
+    env = kernel
     log: list[str] = []
 
     def on_timeout(label: str) -> Callable[[simpy.Event], None]:
@@ -185,7 +185,7 @@ def test_an_exception_during_run_until_propagates_and_leaves_no_stop_sentinel(
     failing: str,
 ) -> None:
     kernel = Kernel(0)
-    env = kernel.env
+    env = kernel
     log: list[float] = []
     for t in (1.0, 3.0, 15.0):
         kernel.at(t, log.append, t)
@@ -215,7 +215,7 @@ def test_an_exception_during_run_until_propagates_and_leaves_no_stop_sentinel(
 
 def test_an_exception_during_run_without_until_propagates_and_keeps_later_calls() -> None:
     kernel = Kernel(0)
-    env = kernel.env
+    env = kernel
     log: list[float] = []
 
     def boom(_: Any) -> None:
@@ -236,7 +236,7 @@ def test_events_scheduled_grows_by_exactly_the_number_of_scheduled_calls_and_eve
     for k in range(7):
         busy.after(float(k), _noop)
         busy.at(float(k) + 0.5, _noop)
-    busy.env.timeout(3.0)
+    busy.timeout(3.0)
     assert busy.events_scheduled - idle.events_scheduled == 15
 
 
@@ -252,7 +252,7 @@ def _traced_run(times: Iterable[float], until: float = 100.0) -> tuple[Kernel, l
     for t in times:
         kernel.at(t, record)
     kernel.after(200.0, record)
-    kernel.env.run(until=until)
+    kernel.run(until=until)
     return kernel, log
 
 
@@ -290,7 +290,7 @@ def test_a_timeout_calls_fn_at_exactly_its_start_time_plus_the_delay() -> None:
     starts = {"a": 0.1, "b": 0.7, "c": 0.7, "d": 1 / 3}
     for arg, t in starts.items():
         kernel.at(t, timeouts.start, arg)
-    kernel.env.run()
+    kernel.run()
     assert sorted(fired, key=lambda f: f[1]) == fired
     assert dict(fired) == {arg: t + delay for arg, t in starts.items()}
     assert len(fired) == len(starts)
@@ -321,7 +321,7 @@ def test_timeouts_of_args_that_died_before_their_deadline_have_no_effect() -> No
         kernel.at(start, timeouts.start, arg)
         if death is not None:
             kernel.at(death, dead.add, arg)
-    kernel.env.run()
+    kernel.run()
     assert fired == [(1, 5.5), (3, 7.0), (5, 8.0)]
 
 
@@ -339,7 +339,7 @@ def test_a_timeout_started_from_inside_fn_fires_one_delay_later() -> None:
     timeouts = Timeouts(kernel, delay, fn, lambda _: True)
     kernel.at(0.0, timeouts.start, "x")
     kernel.at(0.5, timeouts.start, "y")
-    kernel.env.run()
+    kernel.run()
     assert fired == [
         ("x", 1.5),
         ("y", 2.0),
@@ -371,7 +371,7 @@ def test_ten_thousand_mostly_dead_timeouts_cost_few_events_and_live_ones_fire_on
         start = timeouts.start if with_timeouts else _noop
         for arg, t in enumerate(starts):
             kernel.at(t, start, arg)
-        kernel.env.run()
+        kernel.run()
         return kernel.events_scheduled, fired, len(timeouts)
 
     with_events, fired, pending = run(True)
@@ -421,7 +421,7 @@ def _fire_times(delay: int, plans: list[_Plan], use_timeouts: bool) -> list[tupl
         kernel.at(float(plan.start), start, arg)
         if plan.cancel_after is not None:
             kernel.at(plan.start + plan.cancel_after, dead.add, arg)
-    kernel.env.run()
+    kernel.run()
     return fired
 
 
@@ -566,7 +566,7 @@ def _run_traffic(
     for at_s, user, flag in changes:
         kernel.at(at_s, write, (user, flag))
     traffic.start(kernel, online, send)
-    kernel.env.run(until=until_s + 1.0)
+    kernel.run(until=until_s + 1.0)
     return _Sends(traffic, online, np.array(times), np.array(users), np.array(slots), offline)
 
 

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.analysis import mean_ci
-from sim.engine import simulate
-from sim.loader import load_scenario
-from sim.result import Result
-from sim.scenario import Scenario
+from sim.core.statistics import mean_ci
+from sim.model.result import Result
+from sim.model.run import simulate
+from sim.scenario.loader import load_scenario
+from sim.scenario.schema import Scenario
 
 SEEDS = range(1, 7)
 
@@ -129,7 +129,7 @@ def test_the_timeline_of_a_fault_run_shows_errors_the_window_and_the_reactions()
     from matplotlib.collections import PolyCollection
     from matplotlib.lines import Line2D
 
-    from sim.plots import timeline, timeline_metrics
+    from sim.output.plots import timeline, timeline_metrics
 
     sc = scenario(GATEWAY_CRASH, **{"architecture.load_balancer.health_check.enabled": True})
     res = simulate(sc, seed=1, progress=False)

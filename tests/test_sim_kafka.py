@@ -1,6 +1,6 @@
 """The Kafka broker model on its own: order, acks, ISR, elections, truncation, the group.
 
-Each test drives a :class:`~sim.components.kafka.KafkaBroker` with a Poisson
+Each test drives a :class:`~sim.components.brokers.kafka.KafkaBroker` with a Poisson
 stream of records over many conversations and a fake message service whose
 consumers are stations (``consume`` submits a job, the job calls ``done``).
 Faults are injected with ``kernel.after``. Comparisons between settings use
@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.analysis import mean_ci, paired_difference
-from sim.components.kafka import KafkaBroker
+from sim.components.brokers.kafka import KafkaBroker
 from sim.components.station import Station
-from sim.kernel import Kernel
-from sim.metrics import Message
-from sim.scenario import Broker
+from sim.core.kernel import Kernel
+from sim.core.metrics import Message
+from sim.core.statistics import mean_ci, paired_difference
+from sim.scenario.schema import Broker
 
 HOP_S = 0.00025  # one-way internal hop: 0.5 ms RTT inside one zone
 
@@ -125,7 +125,7 @@ class Rig:
         self.at(time_s, _recover_station, self.consumer_stations[consumer])
 
     def run(self, until_s: float) -> None:
-        self.kernel.env.run(until=until_s)
+        self.kernel.run(until=until_s)
 
     # results --------------------------------------------------------------------
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
-from sim.analysis import mean_ci
-from sim.distributions import Distribution
-from sim.kernel import Streams
+from sim.core.distributions import Distribution
+from sim.core.kernel import Streams
+from sim.core.statistics import mean_ci
 
 ADAPTER: TypeAdapter[Distribution] = TypeAdapter(Distribution)
 

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.analysis import mean_ci, paired_difference
-from sim.components.clients import Clients
-from sim.engine import Model, simulate
-from sim.loader import load_scenario, with_overrides
-from sim.metrics import Message
-from sim.scenario import Scenario
+from sim.core.metrics import Message
+from sim.core.statistics import mean_ci, paired_difference
+from sim.model.clients import Clients
+from sim.model.run import Model, simulate
+from sim.scenario.loader import load_scenario, with_overrides
+from sim.scenario.schema import Scenario
 
 
 def small(overrides: dict[str, Any] | None = None, **arch: Any) -> Scenario:
@@ -69,7 +69,7 @@ def test_the_checker_catches_a_client_that_does_not_deduplicate(
         ref_s: float,
         from_store: bool = False,
     ) -> None:
-        now = self.env.now
+        now = self.kernel.now
         for msg, slot in batch:
             if msg.sender != user:
                 self.rec.display(msg, user, now, msg.send_s, path)
@@ -285,7 +285,7 @@ def test_a_drain_too_short_for_the_backlog_is_reported_as_unsettled() -> None:
 def test_paired_differences_flag_what_the_architecture_changes_and_not_what_it_does_not() -> None:
     """Against WebSockets, short polling significantly raises latency and bytes; with the
     same workload (common random numbers), the number of messages sent does not move."""
-    from sim.experiment import compare_runs, differences
+    from sim.studies.experiment import compare_runs, differences
 
     ws = small(transport={"kind": "websocket"})
     sp = small(transport={"kind": "short_polling", "poll_interval_s": 2.0})

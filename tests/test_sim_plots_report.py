@@ -1,4 +1,4 @@
-"""Tests of sim.plots and sim.report on small synthetic results."""
+"""Tests of sim.output.plots and sim.output.report on small synthetic results."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from sim.analysis import summarize
-from sim.plots import compare_bars, latency_cdf, latency_values, metric_label, timeline
-from sim.report import write_report
-from sim.result import SUMMARY_COLUMNS, Result
+from sim.core.statistics import summarize
+from sim.model.result import SUMMARY_COLUMNS, Result
+from sim.output.plots import compare_bars, latency_cdf, latency_values, metric_label, timeline
+from sim.output.report import write_report
 
 MakeResult = Callable[..., Result]
 
@@ -32,7 +32,7 @@ def _synthetic_result(
     faults: list[tuple[float, float, str, str]] | None = None,
     messages: int = 200,
 ) -> Result:
-    """A Result with the columns of sim/result.py filled from a seeded generator."""
+    """A Result with the columns of sim/model/result.py filled from a seeded generator."""
     rng = np.random.default_rng(seed)
     send = np.sort(rng.uniform(0.0, 100.0, messages))
     ack_delay = rng.lognormal(np.log(latency_scale_s), 0.4, messages)

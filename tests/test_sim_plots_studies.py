@@ -1,4 +1,4 @@
-"""Tests of sim.plots_studies on synthetic capacity results and sweep frames."""
+"""Tests of sim.output.study_plots on synthetic capacity results and sweep frames."""
 
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 
-from sim.analysis import mean_ci
-from sim.capacity import SLO, CapacityResult, Mode, Status
-from sim.plots import metric_label
-from sim.plots_studies import (
+from sim.core.statistics import mean_ci
+from sim.output.plots import metric_label
+from sim.output.study_plots import (
     capacity_curve,
     compact_number,
     knee_index,
     latency_vs_throughput,
     sweep_heatmap,
 )
+from sim.studies.capacity import SLO, CapacityResult, Mode, Status
 
 THRESHOLD_S = 0.2
 
@@ -35,7 +35,7 @@ def _floats(values: object) -> np.ndarray:
 def _capacity_result(
     seed: int, values: list[float], *, slo: str = "latency_p99<=0.2", answer: float | None = None
 ) -> CapacityResult:
-    """A max-load search whose latency grows with load, built as sim/capacity.py builds it:
+    """A max-load search whose latency grows with load, built as sim/studies/capacity.py builds it:
     three replications per value, the interval from mean_ci, ``met`` from the SLO."""
     rng = np.random.default_rng(seed)
     objective = SLO.parse(slo)

@@ -1,6 +1,6 @@
 """RabbitMQ broker model: confirms, prefetch, requeue on consumer death, queue failures, order.
 
-Each test drives :class:`~sim.components.rabbitmq.RabbitMqBroker` directly: a
+Each test drives :class:`~sim.components.brokers.rabbitmq.RabbitMqBroker` directly: a
 kernel, consumer stations, a fake ``consume`` that takes a job on the consumer's
 station and then calls ``done``, and messages published on a schedule.
 """
@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from sim.components.brokers.rabbitmq import HEARTBEAT_TIMEOUT_S, RabbitMqBroker
 from sim.components.durable import Done
-from sim.components.rabbitmq import HEARTBEAT_TIMEOUT_S, RabbitMqBroker
 from sim.components.station import Station
-from sim.distributions import BlockDraws
-from sim.kernel import Kernel
-from sim.metrics import Message
-from sim.scenario import Broker
+from sim.core.distributions import BlockDraws
+from sim.core.kernel import Kernel
+from sim.core.metrics import Message
+from sim.scenario.schema import Broker
 
 HOP_S = 0.0005
 
@@ -53,7 +53,7 @@ class Bench:
 
     @property
     def now(self) -> float:
-        return self.kernel.env.now
+        return self.kernel.now
 
     def consume(self, c: int, msg: Message, done: Done) -> None:
         self.delivered.append((self.now, c, msg))
@@ -93,7 +93,7 @@ class Bench:
         self.kernel.after(t, lambda _: fn(), None)
 
     def run(self, until: float) -> None:
-        self.kernel.env.run(until=until)
+        self.kernel.run(until=until)
 
     def queue(self, msg: Message) -> int:
         return msg.conv % self.spec.partitions

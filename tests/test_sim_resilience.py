@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.analysis import mean_ci
 from sim.components.resilience import (
     CLOSED,
     HALF_OPEN,
@@ -23,13 +22,14 @@ from sim.components.resilience import (
     Guard,
     backoff_s,
 )
-from sim.engine import Model, simulate
-from sim.kernel import Kernel
-from sim.loader import load_scenario, with_overrides
-from sim.metrics import Message
-from sim.result import Result
-from sim.scenario import Backoff, BreakerWindow, Scenario
-from sim.scenario import CircuitBreaker as BreakerSpec
+from sim.core.kernel import Kernel
+from sim.core.metrics import Message
+from sim.core.statistics import mean_ci
+from sim.model.result import Result
+from sim.model.run import Model, simulate
+from sim.scenario.loader import load_scenario, with_overrides
+from sim.scenario.schema import Backoff, BreakerWindow, Scenario
+from sim.scenario.schema import CircuitBreaker as BreakerSpec
 
 # ----------------------------------------------------------------- helpers
 
@@ -46,7 +46,7 @@ def at(kernel: Kernel, t: float, fn: Callable[[Any], object], arg: Any = None) -
         fn(value)
 
     kernel.after(t - kernel.now, run, arg)
-    kernel.env.run(until=t + 1e-9)
+    kernel.run(until=t + 1e-9)
 
 
 def call(b: CircuitBreaker, failed: bool, duration_s: float = 0.01) -> bool:
@@ -202,9 +202,9 @@ def test_an_open_breaker_fails_fast_then_half_opens_and_closes_after_good_trials
     assert b.state == OPEN
     refused = sum(not call(b, failed=False) for _ in range(50))
     assert refused == 50 and b.rejected == 50
-    kernel.env.run(until=29.9)
+    kernel.run(until=29.9)
     assert b.state == OPEN
-    kernel.env.run(until=30.1)
+    kernel.run(until=30.1)
     assert b.state == HALF_OPEN
     # three trial calls are let through, the fourth is refused while they are out
     trials = [b.acquire() for _ in range(3)]
@@ -226,14 +226,14 @@ def test_a_failed_trial_reopens_the_breaker_for_another_wait() -> None:
     b = breaker(kernel, window_calls=4, minimum_calls=4, open_wait_s=5.0, half_open_calls=3)
     for _ in range(4):
         call(b, failed=True)
-    kernel.env.run(until=5.5)
+    kernel.run(until=5.5)
     assert b.state == HALF_OPEN
     assert call(b, failed=False)
     assert call(b, failed=True)
     assert b.state == OPEN and b.opened == 2
-    kernel.env.run(until=10.4)
+    kernel.run(until=10.4)
     assert b.state == OPEN  # reopened at 5.5: half-open again at 10.5
-    kernel.env.run(until=10.6)
+    kernel.run(until=10.6)
     assert b.state == HALF_OPEN
 
 
@@ -278,7 +278,7 @@ def test_calls_that_straddle_a_state_change_are_not_counted() -> None:
     call(b, failed=True)
     call(b, failed=True)
     assert b.state == OPEN
-    kernel.env.run(until=1.5)
+    kernel.run(until=1.5)
     assert b.state == HALF_OPEN
     b.record(late, True, 1.4)  # permitted while closed: ignored by the half-open breaker
     assert b.state == HALF_OPEN
@@ -295,7 +295,7 @@ def test_a_guard_counts_a_timeout_as_a_failure_and_frees_the_bulkhead() -> None:
     assert first is not None and second is not None
     assert guard.begin(lambda _: None, lambda _: None, 3) is None  # bulkhead full
     assert bulkhead.rejected == 1 and bulkhead.peak == 2
-    kernel.env.run(until=2.5)  # neither answered: both time out
+    kernel.run(until=2.5)  # neither answered: both time out
     assert guard.timeouts == 2 and bulkhead.in_flight == 0
     assert b.state == OPEN
     first.ok(1)  # a late answer still reaches the caller, and is not counted again
@@ -374,7 +374,7 @@ def _gateway_waits(model: Model, start: float, end: float) -> list[float]:
     """Record, for sends accepted into gateway 0's queue in ``[start, end)``, the time
     until the gateway has handled them (test instrumentation around two callbacks)."""
     server = model.server
-    env = model.kernel.env
+    env = model.kernel
     arrived: dict[tuple[int, int], float] = {}
     waits: list[float] = []
     at_gateway, gateway_send = server._send_at_gateway, server._gateway_send

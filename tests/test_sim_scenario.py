@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import sim
-from sim.cli import main
-from sim.loader import ScenarioError, apply_overrides, load_scenario, parse_assignment
-from sim.scenario import Scenario, TransportKind
+from sim.cli.main import main
+from sim.scenario.loader import ScenarioError, apply_overrides, load_scenario, parse_assignment
+from sim.scenario.schema import Scenario, TransportKind
 
 FOUNDATION = (
     "http_polling_monolith",
@@ -69,7 +69,7 @@ def test_a_bare_number_is_a_constant_distribution() -> None:
 
 
 def test_the_json_schema_names_the_sections_and_the_allowed_transports() -> None:
-    schema = sim.scenario.json_schema()
+    schema = sim.scenario.schema.json_schema()
     assert {"architecture", "workload", "faults", "run"} <= set(schema["properties"])
     text = json.dumps(schema)
     for kind in TransportKind:

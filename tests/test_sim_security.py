@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.analysis import mean_ci
 from sim.components.security import (
     AuthServer,
     Detector,
@@ -20,9 +19,10 @@ from sim.components.security import (
     introspection_call_s,
 )
 from sim.components.station import Station
-from sim.distributions import Constant, LogNormal
-from sim.kernel import Kernel, Streams
-from sim.scenario import Attack, Auth, AuthKind, Tier, Workload
+from sim.core.distributions import Constant, LogNormal
+from sim.core.kernel import Kernel, Streams
+from sim.core.statistics import mean_ci
+from sim.scenario.schema import Attack, Auth, AuthKind, Tier, Workload
 from sim.workload.attack import AttackTraffic
 from sim.workload.population import Conversations, OnlineSet, build_conversations
 from sim.workload.traffic import Traffic
@@ -204,7 +204,7 @@ def test_hits_within_the_ttl_make_no_request_and_a_check_after_it_does() -> None
     done: list[tuple[Any, float]] = []
     for t in (0.0, 1.0, 5.0, 20.0, 29.0, 31.0, 31.005, 40.0):
         _check_at(kernel, intro, t, 99, done)
-    kernel.env.run(until=100)
+    kernel.run(until=100)
     answer = 2 * hop + service
     answered = dict(done)
     # hits are let through at once; misses when the answer is back
@@ -227,7 +227,7 @@ def test_concurrent_misses_for_one_token_coalesce_into_one_request() -> None:
     for i in range(5):
         _check_at(kernel, intro, i * 0.002, 1, done)
     _check_at(kernel, intro, 0.003, 2, done)  # another token: its own request
-    kernel.env.run(until=1)
+    kernel.run(until=1)
     times = dict(done)
     assert [times[(1, i * 0.002)] for i in range(5)] == pytest.approx([0.012] * 5)
     assert times[(2, 0.003)] == pytest.approx(0.003 + 0.012)  # second instance, no wait
@@ -243,7 +243,7 @@ def test_a_miss_takes_two_hops_plus_service_plus_the_wait_at_the_auth_server() -
     done: list[tuple[Any, float]] = []
     for token in (10, 11, 12):
         _check_at(kernel, intro, 0.0, token, done)
-    kernel.env.run(until=1)
+    kernel.run(until=1)
     times = dict(done)
     # one worker, FIFO: the k-th request waits (k - 1) service times
     for k, token in enumerate((10, 11, 12)):
@@ -259,7 +259,7 @@ def test_requests_go_round_robin_over_auth_instances() -> None:
     done: list[tuple[Any, float]] = []
     for token in range(5):
         _check_at(kernel, intro, 0.0, token, done)
-    kernel.env.run(until=1)
+    kernel.run(until=1)
     times = dict(done)
     assert [s.jobs for s in stations] == [3, 2]
     expected = [1, 1, 2, 2, 3]  # services until done: instance 0 serves 0, 2, 4
@@ -273,7 +273,7 @@ def test_a_zero_cache_ttl_sends_every_check() -> None:
     done: list[tuple[Any, float]] = []
     for t in (0.0, 0.0, 0.001, 5.0):
         _check_at(kernel, intro, t, 1, done)
-    kernel.env.run(until=10)
+    kernel.run(until=10)
     assert len(done) == 4 and intro.requests == 4 and stations[0].jobs == 4
     assert intro.hits == 0 and intro.coalesced == 0
 
@@ -287,7 +287,7 @@ def test_a_request_reaching_a_down_instance_is_lost_and_the_token_asked_again() 
     _check_at(kernel, intro, 0.0, 2, done)  # instance 1: down, lost
     _check_at(kernel, intro, 0.0005, 2, done)  # joins the doomed request
     _check_at(kernel, intro, 0.1, 2, done)  # instance 0 again: a fresh request
-    kernel.env.run(until=1)
+    kernel.run(until=1)
     assert [a for a, _ in done] == [(1, 0.0), (2, 0.1)]
     assert intro.server.lost == 1 and stations[1].dropped == 1
     assert intro.requests == 3 and intro.in_flight == 0
@@ -306,7 +306,7 @@ def test_a_request_lost_in_a_crash_is_given_up_after_the_timeout() -> None:
     kernel.after(1.0, lambda _: stations[0].recover())
     _check_at(kernel, intro, 5.0, 1, done)  # still within the timeout: waits, in vain
     _check_at(kernel, intro, 10.5, 1, done)  # past it: a new request
-    kernel.env.run(until=20)
+    kernel.run(until=20)
     assert done == [((1, 10.5), pytest.approx(10.5 + 0.502))]
     assert intro.requests == 2 and intro.coalesced == 1
 
@@ -321,7 +321,7 @@ def _hit_ratio_run(seed: int, rate: float, ttl: float, latency_s: float) -> floa
         times = np.cumsum(rng.exponential(1.0 / rate, int(rate * 2000 * 1.3)))
         for t in times[times < 2000.0].tolist():
             kernel.after(t, lambda tok: intro.check(tok, lambda _: None, None), token)
-    kernel.env.run(until=2001)
+    kernel.run(until=2001)
     return intro.hit_ratio
 
 
@@ -339,7 +339,7 @@ def test_the_hit_ratio_matches_the_renewal_argument(latency_s: float) -> None:
 
 
 def test_the_auth_request_cost_defaults_to_the_measured_costs() -> None:
-    from sim.calibration import load_calibration
+    from sim.scenario.calibration import load_calibration
 
     cal = load_calibration()
     cost = auth_request_cost(Auth())
@@ -359,7 +359,7 @@ def test_auth_server_refreshes_are_requests_on_the_same_instances() -> None:
     done: list[float] = []
     for _ in range(3):
         server.request(lambda _: done.append(kernel.now), None)
-    kernel.env.run(until=1)
+    kernel.run(until=1)
     assert done == pytest.approx([0.012, 0.012, 0.022])
     assert server.requests == 3 and [s.jobs for s in stations] == [2, 1]
 
@@ -401,7 +401,7 @@ def test_a_refresh_makes_the_next_check_a_miss_even_within_the_cache_ttl() -> No
     done: list[tuple[Any, float]] = []
     for t in (50.0, 59.0, 60.0, 61.0):
         _check_at(kernel, intro, t, clock.token_at(7, 0.0, t), done)
-    kernel.env.run(until=100)
+    kernel.run(until=100)
     assert len(done) == 4
     assert (intro.misses, intro.hits) == (2, 2)  # 50 miss, 59 hit, 60 new token, 61 hit
 
@@ -421,7 +421,7 @@ def _run_attack(
     attack = AttackTraffic(spec, kernel.streams, convs, 500, until_s)
     sends: list[tuple[float, int, int, int]] = []
     attack.start(kernel, lambda u, s, p: sends.append((kernel.now, u, s, p)), 300)
-    kernel.env.run(until=until_s + 50)
+    kernel.run(until=until_s + 50)
     return attack, sends
 
 
@@ -480,7 +480,7 @@ def test_attackers_without_a_conversation_are_skipped() -> None:
     assert attack.skipped == 1 and attack.active.tolist() == [0, 1, 2]
     sends: list[int] = []
     attack.start(kernel, lambda u, s, p: sends.append(u), lambda: 1)
-    kernel.env.run(until=60)
+    kernel.run(until=60)
     assert set(sends) == {0, 1, 2}
     with pytest.raises(ValueError, match="attackers"):
         AttackTraffic(Attack(attackers=5), Streams(1), tiny, 4, 50.0)
@@ -512,7 +512,7 @@ def test_attack_settings_leave_the_legitimate_workload_untouched(convs: Conversa
         payload = AttackTraffic.payload_sampler(workload.payload_bytes, kernel.streams)
         attack.start(kernel, flood.send, payload)
         traffic.start(kernel, OnlineSet(bytearray(b"\x01" * 500)), legit.send)
-        kernel.env.run(until=12)
+        kernel.run(until=12)
         legit_runs.append(legit.sends)
         named_draws.append(
             [

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from sim.analysis import mean_ci
-from sim.engine import simulate
-from sim.loader import load_scenario
-from sim.result import Result
-from sim.scenario import Scenario
+from sim.core.statistics import mean_ci
+from sim.model.result import Result
+from sim.model.run import simulate
+from sim.scenario.loader import load_scenario
+from sim.scenario.schema import Scenario
 
 SEEDS = (1, 2, 3)
 ATTACK = {

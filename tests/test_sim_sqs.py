@@ -1,6 +1,6 @@
 """SQS queue model: duplicates, best-effort vs FIFO order, visibility, retention, FIFO limits.
 
-Each test drives :class:`~sim.components.sqs.SqsQueue` directly: a kernel,
+Each test drives :class:`~sim.components.brokers.sqs.SqsQueue` directly: a kernel,
 consumer stations, a fake ``consume`` that takes a job on the consumer's station
 and then calls ``done``, and messages published on a schedule.
 """
@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from sim.analysis import mean_ci
+from sim.components.brokers.sqs import LONG_POLL_S, SqsQueue
 from sim.components.durable import Done
-from sim.components.sqs import LONG_POLL_S, SqsQueue
 from sim.components.station import Station
-from sim.distributions import BlockDraws
-from sim.kernel import Kernel
-from sim.metrics import Message
-from sim.scenario import Broker
+from sim.core.distributions import BlockDraws
+from sim.core.kernel import Kernel
+from sim.core.metrics import Message
+from sim.core.statistics import mean_ci
+from sim.scenario.schema import Broker
 
 
 class Bench:
@@ -57,7 +57,7 @@ class Bench:
 
     @property
     def now(self) -> float:
-        return self.kernel.env.now
+        return self.kernel.now
 
     def consume(self, c: int, msg: Message, done: Done) -> None:
         first = all(m is not msg for _, _, m in self.delivered) if self.forget_first else False
@@ -99,7 +99,7 @@ class Bench:
         self.kernel.after(t, lambda _: fn(), None)
 
     def run(self, until: float) -> None:
-        self.kernel.env.run(until=until)
+        self.kernel.run(until=until)
 
     def completed_ids(self) -> set[int]:
         return {m.msg_id for _, _, m in self.completed}

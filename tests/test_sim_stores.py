@@ -14,18 +14,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.analysis import mean_ci
-from sim.components.stores import (
+from sim.components.stores.replicated import (
     CassandraStore,
     DynamoDbStore,
     MongoDbStore,
     consistency_count,
     stable_hash,
 )
-from sim.distributions import lognormal
-from sim.kernel import Kernel
-from sim.metrics import Message
-from sim.scenario import Consistency, Store
+from sim.core.distributions import lognormal
+from sim.core.kernel import Kernel
+from sim.core.metrics import Message
+from sim.core.statistics import mean_ci
+from sim.scenario.schema import Consistency, Store
 
 # --------------------------------------------------------------------------- helpers
 
@@ -154,7 +154,7 @@ def test_cassandra_quorum_survives_one_node_down_with_no_failed_write() -> None:
     calls = Calls(k)
     schedule_writes(k, store, calls, 10_000, 1000.0, lambda i: i % 500)
     crash_at(k, store, 2, 0.5)
-    k.env.run(until=15.0)
+    k.run(until=15.0)
     assert len(calls.error) == 0
     assert len(calls.ok) == 10_000
     # about half the conversations have node 2 among their 3 replicas: each such write is hinted
@@ -168,7 +168,7 @@ def test_cassandra_all_fails_exactly_for_conversations_on_the_down_node() -> Non
     calls = Calls(k)
     msgs = schedule_writes(k, store, calls, 5000, 1000.0, lambda i: i % 500, start_s=1.0)
     crash_at(k, store, 2, 0.5)
-    k.env.run(until=10.0)
+    k.run(until=10.0)
     on_down = {conv for conv in range(500) if 2 in store.replicas(conv)}
     assert 0 < len(on_down) < 500
     failed_convs = {m.conv for m in msgs if m.msg_id in calls.error}
@@ -192,7 +192,7 @@ def test_cassandra_one_survives_two_nodes_down_where_quorum_does_not() -> None:
         msgs = schedule_writes(k, store, calls, 3000, 1000.0, lambda i: i % 300, start_s=1.0)
         for node in down:
             crash_at(k, store, node, 0.5)
-        k.env.run(until=8.0)
+        k.run(until=8.0)
         results[level] = (store, msgs, calls)
     store, msgs, calls = results["one"]
     # every key keeps a live replica (RF 3 on consecutive nodes, 2 down): ONE never fails
@@ -212,12 +212,12 @@ def test_cassandra_hints_are_stored_while_down_and_replayed_on_recovery() -> Non
     msgs = schedule_writes(k, store, calls, 3000, 500.0, lambda i: i % 100)
     crash_at(k, store, 1, 1.0)
     recover_at(k, store, 1, 4.0)
-    k.env.run(until=3.9)
+    k.run(until=3.9)
     sent_while_down = sum(1 for m in msgs if 1.0 <= calls.started.get(m.msg_id, -1.0) < 3.9)
     # one hint per write sent while down, plus writes in flight to node 1 when it crashed
     assert sent_while_down <= store.hints_stored <= sent_while_down + 10
     assert store.hints_replayed == 0
-    k.env.run(until=10.0)
+    k.run(until=10.0)
     assert store.hints_replayed == store.hints_stored >= 1500
     assert len(calls.error) == 0
     assert any("replaying" in what for _, what in store.events)
@@ -235,7 +235,7 @@ def test_cassandra_hints_stop_after_the_hint_window_and_without_hinted_handoff()
         calls = Calls(k)
         schedule_writes(k, store, calls, 2000, 500.0, lambda i: i % 100)
         crash_at(k, store, 1, 0.5)
-        k.env.run(until=6.0)
+        k.run(until=6.0)
         stored[name] = (store.hints_stored, store.hints_dropped)
         assert len(calls.error) == 0
     hinted, dropped = stored["window 1 s"]
@@ -251,7 +251,7 @@ def test_cassandra_write_whose_replica_crashes_in_flight_times_out() -> None:
     calls = Calls(k)
     k.after(0.0, lambda _: calls.write(store, message(0, 3)), None)
     crash_at(k, store, store.replicas(3)[1], 0.005)
-    k.env.run(until=5.0)
+    k.run(until=5.0)
     assert calls.error == {0: pytest.approx(2.0)}
     assert store.timeouts == 1
     assert store.hints_stored == 1  # the coordinator hints the replica that did not answer
@@ -267,7 +267,7 @@ def test_cassandra_quorum_write_latency_is_at_least_one_latency() -> None:
             store = cassandra(k, write_consistency=level)
             calls = Calls(k)
             schedule_writes(k, store, calls, 2000, 500.0, lambda i: i % 400)
-            k.env.run(until=6.0)
+            k.run(until=6.0)
             assert len(calls.ok) == 2000
             means[level] = float(np.mean(calls.latencies()))
         diffs.append(means["quorum"] - means["one"])
@@ -285,7 +285,7 @@ def test_cassandra_reads_need_read_consistency_live_replicas() -> None:
     for user in users:
         k.after(1.0 + user / 1000, lambda u: calls.read(store, u, u), user)
     crash_at(k, store, 4, 0.5)
-    k.env.run(until=5.0)
+    k.run(until=5.0)
     on_down = {u for u in users if 4 in store.replicas(u)}
     assert set(calls.error) == on_down
     assert set(calls.ok) == set(users) - on_down
@@ -298,7 +298,7 @@ def test_cassandra_read_latency_is_the_slowest_of_the_replicas_asked() -> None:
         store = cassandra(k, read_consistency=level)
         calls = Calls(k)
         schedule_reads(k, store, calls, range(2000), 1000.0)
-        k.env.run(until=5.0)
+        k.run(until=5.0)
         assert len(calls.ok) == 2000
         means[level] = float(np.mean(calls.latencies()))
     # ONE: the coordinator's own read (1 ms); ALL: the slowest of it and two remote reads
@@ -323,7 +323,7 @@ def test_dynamodb_hot_partition_throttles_while_the_table_has_capacity() -> None
         store = dynamo(k)
         calls = Calls(k)
         schedule_writes(k, store, calls, 30_000, 1500.0, conv_of)
-        k.env.run(until=60.0)
+        k.run(until=60.0)
         results[name] = (store, calls)
     hot, calls = results["hot"]
     assert hot.throttled > 0
@@ -350,7 +350,7 @@ def test_dynamodb_burst_capacity_lets_a_short_burst_through() -> None:
         store = dynamo(k)
         calls = Calls(k)
         schedule_writes(k, store, calls, 5000, 5000.0, lambda i: 7, start_s=start)
-        k.env.run(until=start + 60.0)
+        k.run(until=start + 60.0)
         throttled[name] = store.throttled
     assert throttled["fresh"] > 0
     assert throttled["after 100 s idle"] == 0
@@ -362,7 +362,7 @@ def test_dynamodb_burst_capacity_is_capped_at_300_seconds() -> None:
     store = dynamo(k, write_units_per_partition=10.0, sdk_max_retries=0)
     calls = Calls(k)
     schedule_writes(k, store, calls, 5000, 5000.0, lambda i: 7, start_s=1000.0)
-    k.env.run(until=1010.0)
+    k.run(until=1010.0)
     assert 3000 <= len(calls.ok) <= 3011  # 300 s x 10 WCU/s, and the burst's own second
     assert len(calls.error) == store.throttled == store.throttle_errors
 
@@ -374,11 +374,11 @@ def test_dynamodb_write_units_follow_item_size() -> None:
     # 900 B + 100 B of attributes: 1 WCU; 2,000 B + 100 B: 3 WCU
     for i in range(10):
         calls.write(store, message(i, i, payload=900))
-    k.env.run(until=1.0)
+    k.run(until=1.0)
     assert store.wcu_consumed == 10
     for i in range(10, 20):
         calls.write(store, message(i, i, payload=2000))
-    k.env.run(until=2.0)
+    k.run(until=2.0)
     assert store.wcu_consumed == 10 + 30
     assert len(calls.ok) == 20
 
@@ -392,7 +392,7 @@ def test_dynamodb_eventually_consistent_reads_cost_half() -> None:
         store = dynamo(k, consistent_reads=consistent)
         calls = Calls(k)
         schedule_reads(k, store, calls, [42] * 45_000, 4500.0)
-        k.env.run(until=40.0)
+        k.run(until=40.0)
         results[consistent] = (store, calls)
     strong, _ = results[True]
     assert strong.throttled_reads > 0
@@ -410,7 +410,7 @@ def test_dynamodb_throttled_requests_retry_with_backoff_then_fail() -> None:
         store = dynamo(k, sdk_max_retries=retries)
         calls = Calls(k)
         schedule_writes(k, store, calls, 20_000, 2000.0, lambda i: 7)
-        k.env.run(until=60.0)
+        k.run(until=60.0)
         assert store.throttle_errors > 0
         assert store.throttled >= store.throttle_errors * (retries + 1)
         first_error[retries] = min(calls.error[i] - calls.started[i] for i in calls.error)
@@ -426,7 +426,7 @@ def test_dynamodb_endpoint_unavailable_fails_every_call() -> None:
     msgs = schedule_writes(k, store, calls, 3000, 1000.0, lambda i: i % 100)
     crash_at(k, store, 0, 1.0)
     recover_at(k, store, 0, 2.0)
-    k.env.run(until=5.0)
+    k.run(until=5.0)
     for m in msgs:
         started = calls.started[m.msg_id]
         if 1.0 <= started < 2.0:
@@ -456,7 +456,7 @@ def test_mongodb_primary_crash_blocks_writes_until_the_election() -> None:
     for i in range(200):
         k.after(6.0 + i / 100, lambda tag: calls.read(store, 1, 100_000 + tag), i)
     crash_at(k, store, 0, 5.0)
-    k.env.run(until=40.0)
+    k.run(until=40.0)
     assert not calls.error
     times = sorted(calls.ok.values())
     during = [t for t in times if 5.0 < t <= 5.0 + store.election_timeout_s]
@@ -480,7 +480,7 @@ def run_mongo_failover(seed: int, write_concern: str) -> tuple[MongoDbStore, Cal
     store.lost = calls.on_lost
     schedule_writes(k, store, calls, 10_000, 5000.0, lambda i: i % 100, start_s=4.0)
     crash_at(k, store, 0, 5.0)
-    k.env.run(until=20.0)
+    k.run(until=20.0)
     return store, calls
 
 
@@ -509,7 +509,7 @@ def test_mongodb_majority_waits_for_a_secondary() -> None:
         store = mongo(k, write_concern=concern)
         calls = Calls(k)
         schedule_writes(k, store, calls, 2000, 500.0, lambda i: i % 100)
-        k.env.run(until=6.0)
+        k.run(until=6.0)
         assert len(calls.ok) == 2000
         means[concern] = float(np.mean(calls.latencies()))
     # majority: the primary's write, a getMore round, a secondary's write, a position report
@@ -523,7 +523,7 @@ def test_mongodb_without_a_majority_there_is_no_primary_and_server_selection_tim
     schedule_writes(k, store, calls, 10, 1.0, lambda i: i, start_s=2.0)
     crash_at(k, store, 0, 1.0)  # the primary
     crash_at(k, store, 1, 1.0)  # and a secondary: one of three left
-    k.env.run(until=60.0)
+    k.run(until=60.0)
     assert store.primary is None
     assert store.elections == 0
     assert set(calls.error) == set(range(10))
@@ -532,7 +532,7 @@ def test_mongodb_without_a_majority_there_is_no_primary_and_server_selection_tim
     # a member comes back: a majority again, an election, writes flow
     recover_at(k, store, 1, 60.0)
     k.after(1.0, lambda m: calls.write(store, m), message(99, 1))
-    k.env.run(until=70.0)
+    k.run(until=70.0)
     assert store.primary is not None and 99 in calls.ok
 
 
@@ -541,7 +541,7 @@ def test_mongodb_primary_steps_down_without_a_majority() -> None:
     store = mongo(k)
     crash_at(k, store, 1, 1.0)
     crash_at(k, store, 2, 1.0)
-    k.env.run(until=12.0)
+    k.run(until=12.0)
     assert store.primary is None and store.stepdowns == 1
 
 
@@ -552,13 +552,13 @@ def test_mongodb_old_primary_rejoins_as_a_secondary() -> None:
     schedule_writes(k, store, calls, 4000, 100.0, lambda i: i % 10)
     crash_at(k, store, 0, 5.0)
     recover_at(k, store, 0, 20.0)
-    k.env.run(until=25.0)
+    k.run(until=25.0)
     new_primary = store.primary
     assert new_primary not in (None, 0)
     assert store.received[0] >= len(store.oplog) - 5  # caught up, following the new primary
     # the new primary fails too: node 0 can be elected again, nothing acknowledged is lost
     crash_at(k, store, new_primary, 26.0)
-    k.env.run(until=50.0)
+    k.run(until=50.0)
     assert store.elections == 2
     assert store.primary is not None and store.primary != new_primary
     assert not calls.error and len(calls.ok) == 4000

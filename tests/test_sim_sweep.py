@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.loader import ScenarioError, load_scenario
-from sim.result import Result
-from sim.scenario import Scenario
-from sim.sweep import (
+from sim.cli.sweep import main as sweep_main
+from sim.cli.sweep import with_command_line
+from sim.model.result import Result
+from sim.scenario.loader import ScenarioError, load_scenario
+from sim.scenario.schema import Scenario
+from sim.studies.sweep import (
     LatinHypercube,
     SweepDesign,
     SweepRunError,
@@ -33,8 +35,6 @@ from sim.sweep import (
     run_sweep,
     sweep,
 )
-from sim.sweep_cli import main as sweep_main
-from sim.sweep_cli import with_command_line
 
 ROOT = Path(__file__).resolve().parent.parent
 THREE_BY_THREE = ROOT / "models" / "sweeps" / "three_by_three.yaml"
@@ -289,7 +289,7 @@ def test_a_sweep_killed_midway_resumes_without_rerunning_finished_runs(
     serial_table: pd.DataFrame, tmp_path: Path
 ) -> None:
     out = tmp_path / "killed.parquet"
-    command = [sys.executable, "-m", "sim.sweep_cli", str(THREE_BY_THREE)]
+    command = [sys.executable, "-m", "sim.cli.sweep", str(THREE_BY_THREE)]
     command += ["--backend", "processes", "--workers", "2", "--out", str(out), "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(
@@ -322,7 +322,7 @@ def test_a_sweep_killed_midway_resumes_without_rerunning_finished_runs(
 def test_a_run_that_raises_keeps_the_finished_runs_and_resume_runs_only_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module = importlib.import_module("sim.sweep")
+    module = importlib.import_module("sim.studies.sweep")
     real = module.simulate
     crash_at: list[int] = [4]
     simulated: list[int] = []

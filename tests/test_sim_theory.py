@@ -1,4 +1,4 @@
-"""Tests of :mod:`sim.theory`, the exact queueing results the simulator is validated against.
+"""Tests of :mod:`sim.validation.queueing`, the exact results the simulator is validated against.
 
 Reference values come from published tables or hand calculation; the models are
 cross-checked against each other (each is computed from its own formula), and
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.theory import (
+from sim.validation.queueing import (
     MMcMetrics,
     QueueMetrics,
     erlang_c,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sim import theory
+from sim.validation import queueing
 from sim.validation.theory import Case, run_case, standard_cases, validate_theory
 
 #: shorter runs than ``msgsim validate`` (which uses scale 1): wider but honest intervals
@@ -42,7 +42,7 @@ def test_simulated_mean_has_the_theoretical_value_inside_its_95pct_interval(
 
 def test_erlang_c_reference_value_of_the_issue() -> None:
     """M/M/c with c = 14 at 10 Erlangs waits with probability 0.1741."""
-    assert theory.mmc(1000.0, 100.0, 14).p_wait == pytest.approx(0.1741, abs=5e-5)
+    assert queueing.mmc(1000.0, 100.0, 14).p_wait == pytest.approx(0.1741, abs=5e-5)
     case = next(c for c in CASES if c.name.startswith("M/M/14") and c.metric == "p_wait")
     assert case.truth == pytest.approx(0.1741, abs=5e-5)
 

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 from hypothesis import example, given, settings
 
-from sim.engine import Model
+from sim.model.run import Model
 from sim.validation import reference
 from sim.validation.reference import (
     KNOWN_DIFFERENCES,
@@ -231,7 +231,7 @@ def test_msgsim_validate_reports_the_scripts_compared(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import sim.validation.theory as theory
-    from sim.cli import main
+    from sim.cli.main import main
 
     table = pd.DataFrame(
         [
@@ -262,7 +262,7 @@ def test_msgsim_validate_reports_the_scripts_compared(
 
 def test_sim_does_not_import_reference_impl_or_hypothesis_at_import_time() -> None:
     code = (
-        "import sys, sim.validation.reference, sim.cli; "
+        "import sys, sim.validation.reference, sim.cli.main; "
         "bad = {'reference_impl', 'hypothesis'} & {m.split('.')[0] for m in sys.modules}; "
         "sys.exit(sorted(bad) or 0)"
     )

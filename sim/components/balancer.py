@@ -36,9 +36,9 @@ from collections.abc import Callable
 import numpy as np
 
 from sim.components.station import Station
-from sim.distributions import BlockDraws
-from sim.kernel import Kernel
-from sim.scenario import BalancerPolicy, LoadBalancer
+from sim.core.distributions import BlockDraws
+from sim.core.kernel import Kernel
+from sim.scenario.schema import BalancerPolicy, LoadBalancer
 
 _MASK64 = (1 << 64) - 1
 
@@ -190,7 +190,7 @@ class Balancer:
         self._in[index] = False
         self._fails[index] = self._passes[index] = 0
         self._open[index] = len(self.ejections)
-        self.ejections.append((self._kernel.env._now, None, self.stations[index].name))
+        self.ejections.append((self._kernel.now, None, self.stations[index].name))
         self._refresh()
 
     def _readmit(self, index: int) -> None:
@@ -198,7 +198,7 @@ class Balancer:
         self._fails[index] = self._passes[index] = 0
         at = self._open.pop(index)
         ejected_s, _, station = self.ejections[at]
-        self.ejections[at] = (ejected_s, self._kernel.env._now, station)
+        self.ejections[at] = (ejected_s, self._kernel.now, station)
         self._refresh()
 
     # ------------------------------------------------------------ policies

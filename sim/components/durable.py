@@ -30,9 +30,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sim.components.station import Station
-from sim.distributions import Sampler
-from sim.kernel import Kernel
-from sim.metrics import Message
+from sim.core.distributions import Sampler
+from sim.core.kernel import Kernel
+from sim.core.metrics import Message
 
 #: called with the message a write or publish is about
 Done = Callable[[Message], None]
@@ -80,7 +80,7 @@ class Cluster:
 
     @property
     def now(self) -> float:
-        return self.kernel.env._now
+        return self.kernel.now
 
     def up(self, node: int) -> bool:
         return self.stations[node].up

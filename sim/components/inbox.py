@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.kernel import Kernel
-from sim.scenario import InboxKind, Scenario
+from sim.core.kernel import Kernel
+from sim.scenario.schema import InboxKind, Scenario
 
 #: ReceiveMessage returns at most 10 messages (Amazon SQS API Reference)
 SQS_RECEIVE_BATCH = 10

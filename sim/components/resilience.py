@@ -19,7 +19,7 @@ slot; the system's answer is still passed on to the caller when it comes late,
 as before.
 
 Load shedding (:attr:`Defences.shed_queue_length`) and the degradation policy
-(:class:`WriteBuffer`, the read cache) are applied by :mod:`sim.architecture`;
+(:class:`WriteBuffer`, the read cache) are applied by :mod:`sim.model.server`;
 :class:`Defences` holds their settings and counters, and reports everything
 for ``Result.faults``, the timeseries and ``Result.meta["counters"]``.
 """
@@ -31,10 +31,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sim.kernel import Kernel, Timeouts
-from sim.metrics import Message
-from sim.scenario import Backoff, BreakerWindow, DegradationPolicy, Resilience
-from sim.scenario import CircuitBreaker as BreakerSpec
+from sim.core.kernel import Kernel, Timeouts
+from sim.core.metrics import Message
+from sim.scenario.schema import Backoff, BreakerWindow, DegradationPolicy, Resilience
+from sim.scenario.schema import CircuitBreaker as BreakerSpec
 
 CLOSED = "closed"
 HALF_OPEN = "half_open"

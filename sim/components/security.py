@@ -1,6 +1,6 @@
 """Defences at the gateway: a per-user rate limiter, an abuse detector, token checks.
 
-Standalone components; ``sim.architecture`` wires them into the message path.
+Standalone components; ``sim.model.server`` wires them into the message path.
 Like the rest of the simulator they are callbacks, not SimPy processes, and keep
 per-user state only for users who actually sent something.
 
@@ -21,11 +21,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from sim.calibration import Calibration, load_calibration
 from sim.components.station import Station
-from sim.distributions import Constant, Distribution, Sampler, lognormal
-from sim.kernel import Kernel
-from sim.scenario import Auth
+from sim.core.distributions import Constant, Distribution, Sampler, lognormal
+from sim.core.kernel import Kernel
+from sim.scenario.calibration import Calibration, load_calibration
+from sim.scenario.schema import Auth
 
 Callback = Callable[[Any], None]
 
@@ -389,8 +389,8 @@ class Introspection:
 
     __slots__ = (
         "_cache",
-        "_env",
         "_flights",
+        "_kernel",
         "cache_ttl_s",
         "coalesced",
         "hits",
@@ -412,7 +412,7 @@ class Introspection:
         timeout_s: float = INTROSPECTION_TIMEOUT_S,
         cal: Calibration | None = None,
     ) -> None:
-        self._env = kernel.env
+        self._kernel = kernel
         self.server = AuthServer(spec, kernel, stations, hop, cal)
         self.cache_ttl_s = spec.cache_ttl_s
         self.timeout_s = timeout_s
@@ -427,7 +427,7 @@ class Introspection:
 
     def check(self, token: int, fn: Callback, arg: Any) -> None:
         """Call ``fn(arg)`` once ``token`` is known active (at once on a cache hit)."""
-        now = self._env._now
+        now = self._kernel.now
         measured = now >= self.measure_from_s
         ttl = self.cache_ttl_s
         if ttl > 0.0:
@@ -460,7 +460,7 @@ class Introspection:
     def _answered(self, flight: _Flight) -> None:
         token = flight.token
         if self.cache_ttl_s > 0.0:
-            self._cache[token] = self._env._now
+            self._cache[token] = self._kernel.now
             if self._flights.get(token) is flight:
                 del self._flights[token]
         for fn, arg in flight.waiters:

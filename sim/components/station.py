@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sim.kernel import Kernel
+from sim.core.kernel import Kernel
 
 Job = Callable[[Any], None]
 
@@ -31,7 +31,7 @@ class Station:
     __slots__ = (
         "_after",
         "_done",
-        "_env",
+        "_kernel",
         "_last_s",
         "busy",
         "busy_area",
@@ -57,7 +57,7 @@ class Station:
     def __init__(
         self, kernel: Kernel, tier: str, index: int, workers: int, measure_from_s: float
     ) -> None:
-        self._env = kernel.env
+        self._kernel = kernel
         self._after = kernel.after
         self._done = self._finish  # one bound method, not one per job
         self.tier = tier
@@ -106,7 +106,7 @@ class Station:
         if not self.up:
             self.dropped += 1
             return
-        now = self._env._now
+        now = self._kernel.now
         queue = self.queue
         dt = now - self._last_s
         if dt > 0.0:  # _account, inlined: this runs for every job of every tier
@@ -137,7 +137,7 @@ class Station:
         fn, arg, epoch = job
         if epoch != self.epoch:
             return  # the instance crashed while this job was in service: it is lost
-        now = self._env._now
+        now = self._kernel.now
         if now < self.paused_until:
             # paused mid-job: it completes when the pause ends
             self._after(self.paused_until - now, self._done, job)
@@ -160,7 +160,7 @@ class Station:
 
     def crash(self) -> int:
         """The instance stops: queued jobs and jobs in service are lost; returns how many."""
-        self._account(self._env._now)
+        self._account(self._kernel.now)
         lost = self.busy + len(self.queue)
         self.dropped += lost
         self.queue.clear()
@@ -171,19 +171,19 @@ class Station:
 
     def recover(self) -> None:
         """The instance is back, empty."""
-        self._account(self._env._now)
+        self._account(self._kernel.now)
         self.up = True
 
     def pause(self, duration_s: float) -> None:
         """Stop the world for ``duration_s``: jobs wait, none is lost."""
-        now = self._env._now
+        now = self._kernel.now
         self.paused_until = max(self.paused_until, now + duration_s)
         self._after(self.paused_until - now, self._resume, self.paused_until)
 
     def _resume(self, until_s: float) -> None:
         if until_s != self.paused_until or not self.up:
             return  # a longer pause began meanwhile, or the instance crashed
-        now = self._env._now
+        now = self._kernel.now
         self._account(now)
         epoch = self.epoch
         while self.queue and self.busy < self.workers:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from sim.components.brokers.kafka import KafkaBroker
+from sim.components.brokers.rabbitmq import RabbitMqBroker
+from sim.components.brokers.sqs import SqsQueue
 from sim.components.durable import BrokerModel, SingleStore, StoreModel
-from sim.components.kafka import KafkaBroker
-from sim.components.rabbitmq import RabbitMqBroker
-from sim.components.sqs import SqsQueue
 from sim.components.station import Station
-from sim.components.stores import CassandraStore, DynamoDbStore, MongoDbStore
-from sim.kernel import Kernel
-from sim.scenario import BrokerKind, Scenario, StoreKind
+from sim.components.stores.replicated import CassandraStore, DynamoDbStore, MongoDbStore
+from sim.core.kernel import Kernel
+from sim.scenario.schema import BrokerKind, Scenario, StoreKind
 
 
 def build_store(

@@ -12,7 +12,7 @@ script alone, not of timing details that the two model differently.
 
 The same script runs through both systems:
 
-* :func:`run_simulator` builds a :class:`~sim.engine.Model` with the script's
+* :func:`run_simulator` builds a :class:`~sim.model.run.Model` with the script's
   exact conversation graph, zero network delays and instantaneous tiers (the
   store takes :data:`STORE_OP_S` per request, so that a crashed store refuses
   work) or, with ``timed``, constant network delays and gateway and service
@@ -60,8 +60,8 @@ import numpy as np
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
-    from sim.engine import Model
-    from sim.scenario import Scenario
+    from sim.model.run import Model
+    from sim.scenario.schema import Scenario
     from sim.workload.population import Conversations
 
 #: simulated seconds between two operations of a script
@@ -466,7 +466,7 @@ TOTALS = ("sent", "acked", "failed", "lost", "duplicated", "reordered")
 
 
 def simulator_scenario(script: Script, seed: int = 0, timed: bool = False) -> Scenario:
-    """The :class:`~sim.scenario.Scenario` a script runs in (see the module docstring).
+    """The :class:`~sim.scenario.schema.Scenario` a script runs in (see the module docstring).
 
     With ``timed``, the network and the gateway and service take time
     (:data:`TIMED_CLIENT_RTT_S`, :data:`TIMED_INTERNAL_RTT_S`, the calibration's
@@ -474,8 +474,8 @@ def simulator_scenario(script: Script, seed: int = 0, timed: bool = False) -> Sc
     delay, jobs queued at stations), where the instant variant calls each next step
     directly. Everything still settles well within :data:`SPACING_S`.
     """
-    from sim.calibration import load_calibration
-    from sim.loader import load_scenario
+    from sim.scenario.calibration import load_calibration
+    from sim.scenario.loader import load_scenario
 
     zero = {"dist": "constant", "value": 0}
     store_op = {"dist": "constant", "value": STORE_OP_S}
@@ -587,7 +587,7 @@ def run_simulator(
 ) -> Outcome:
     """Run ``script`` through the simulator; see the module docstring (``timed``: see
     :func:`simulator_scenario`)."""
-    from sim.engine import Model
+    from sim.model.run import Model
 
     convs, sim_index = simulator_conversations(script)
     script_conv = {s: c for c, s in enumerate(sim_index)}

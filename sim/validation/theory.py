@@ -6,7 +6,7 @@ every user always online (so the aggregate of their Poisson sends is Poisson),
 constant-0 service time takes no worker), one send attempt and no timeout.
 The tier under test then sees Poisson arrivals and the chosen service
 distribution, and its mean wait and probability of waiting are compared with
-:mod:`sim.theory` through a confidence interval over independent replications.
+:mod:`sim.validation.queueing` through a confidence interval over independent replications.
 The Jackson case makes gateway, message service and store three exponential
 stations in tandem and compares the sender's mean ack latency, which is then
 exactly the sojourn time through the tandem.
@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim import theory
-from sim.analysis import mean_ci
-from sim.engine import simulate
-from sim.loader import load_scenario
-from sim.result import Result
-from sim.scenario import Scenario
+from sim.core.statistics import mean_ci
+from sim.model.result import Result
+from sim.model.run import simulate
+from sim.scenario.loader import load_scenario
+from sim.scenario.schema import Scenario
+from sim.validation import queueing
 
 #: users in every validation scenario; each sends at rate / USERS
 USERS = 200
@@ -155,33 +155,33 @@ def standard_cases(scale: float = 1.0) -> list[Case]:
         sc = queue_scenario(
             lam, exp(0.01), 1, d * (2 if rho > 0.8 else 1), w, name=f"M/M/1 rho={rho}"
         )
-        q = theory.mm1(lam, 100.0)
+        q = queueing.mm1(lam, 100.0)
         cases.append(Case(sc.name, "mean_wait_s", sc, mean_wait, q.mean_wait_s))
         cases.append(Case(sc.name, "p_wait", sc, p_wait, q.p_wait))
     # M/M/c with c = 14 at 10 Erlangs: P(wait) = 0.1741
     sc = queue_scenario(1000.0, exp(0.01), 14, d / 4, w / 4, name="M/M/14 at 10 Erlangs")
-    q14 = theory.mmc(1000.0, 100.0, 14)
+    q14 = queueing.mmc(1000.0, 100.0, 14)
     cases.append(Case(sc.name, "p_wait", sc, p_wait, q14.p_wait))
     cases.append(Case(sc.name, "mean_wait_s", sc, mean_wait, q14.mean_wait_s))
     sc = queue_scenario(4 * 0.95 * 100.0, exp(0.01), 4, d, w, name="M/M/4 rho=0.95")
-    q4 = theory.mmc(380.0, 100.0, 4)
+    q4 = queueing.mmc(380.0, 100.0, 4)
     cases.append(Case(sc.name, "mean_wait_s", sc, mean_wait, q4.mean_wait_s))
     cases.append(Case(sc.name, "p_wait", sc, p_wait, q4.p_wait))
     sc = queue_scenario(80.0, 0.01, 1, d, w, name="M/D/1 rho=0.8")
-    cases.append(Case(sc.name, "mean_wait_s", sc, mean_wait, theory.md1(80.0, 0.01).mean_wait_s))
+    cases.append(Case(sc.name, "mean_wait_s", sc, mean_wait, queueing.md1(80.0, 0.01).mean_wait_s))
     gamma = {"dist": "gamma", "mean": 0.01, "cv": 0.5}
     sc = queue_scenario(70.0, gamma, 1, d, w, name="M/G/1 gamma cv=0.5 rho=0.7")
-    mg1 = theory.mg1(70.0, 0.01, (0.01 * 0.5) ** 2)
+    mg1 = queueing.mg1(70.0, 0.01, (0.01 * 0.5) ** 2)
     cases.append(Case(sc.name, "mean_wait_s", sc, mean_wait, mg1.mean_wait_s))
     lognormal = {"dist": "lognormal", "mean": 0.01, "cv": 1.5}
     sc = queue_scenario(60.0, lognormal, 1, d * 2, w, name="M/G/1 lognormal cv=1.5 rho=0.6")
-    mg1b = theory.mg1(60.0, 0.01, (0.01 * 1.5) ** 2)
+    mg1b = queueing.mg1(60.0, 0.01, (0.01 * 1.5) ** 2)
     cases.append(Case(sc.name, "mean_wait_s", sc, mean_wait, mg1b.mean_wait_s))
     tandem = [(exp(0.01), 1), (exp(0.004), 2), (exp(0.005), 1)]
     sc = queue_scenario(
         70.0, 0, 1, d, w, tandem=tandem, name="Jackson tandem gateway-service-store"
     )
-    net = theory.jackson_tandem(70.0, [(100.0, 1), (250.0, 2), (200.0, 1)])
+    net = queueing.jackson_tandem(70.0, [(100.0, 1), (250.0, 2), (200.0, 1)])
     cases.append(Case(sc.name, "mean_sojourn_s", sc, mean_ack_latency, net.mean_sojourn_s))
     return cases
 

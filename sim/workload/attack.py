@@ -29,9 +29,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sim.distributions import BlockDraws, Distribution
-from sim.kernel import Kernel, Streams
-from sim.scenario import Attack
+from sim.core.distributions import BlockDraws, Distribution
+from sim.core.kernel import Kernel, Streams
+from sim.scenario.schema import Attack
 from sim.workload.population import Conversations
 
 SendFn = Callable[[int, int, int], None]

@@ -20,11 +20,10 @@ from array import array
 from collections.abc import Callable, Generator
 
 import numpy as np
-import simpy
 
-from sim.distributions import Exponential, LogNormal, exponential, lognormal
-from sim.kernel import Kernel, Streams
-from sim.scenario import SessionShape, Workload
+from sim.core.distributions import Exponential, LogNormal, exponential, lognormal
+from sim.core.kernel import Kernel, Streams
+from sim.scenario.schema import SessionShape, Workload
 
 
 class Conversations:
@@ -299,20 +298,19 @@ class Sessions:
         :meth:`toggles` is a generator of wake-up times driven by scheduled calls
         (one per instant with toggles), not a SimPy process.
         """
-        env = kernel.env
         at = kernel.at
-        toggles = self.toggles(env, on_toggle)
+        toggles = self.toggles(kernel, on_toggle)
 
         def wake(_: None) -> None:
             for t in toggles:
-                if t > env._now:
+                if t > kernel.now:
                     at(t, wake, None)
                     return
 
         wake(None)
 
     def toggles(
-        self, env: simpy.Environment, on_toggle: Callable[[int, bool], None]
+        self, clock: Kernel, on_toggle: Callable[[int, bool], None]
     ) -> Generator[float, None, None]:
         """The churn: calls ``on_toggle(user, now_online)`` at each toggle; yields the
         time of each toggle before making it (the caller waits until then)."""
@@ -334,7 +332,7 @@ class Sessions:
             heapq.heapify(heap)
             while heap:
                 t, user = heapq.heappop(heap)
-                if t > env._now:
+                if t > clock.now:
                     yield t
                 going_online = not online[user]
                 online[user] = 1 if going_online else 0

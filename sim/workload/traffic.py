@@ -22,9 +22,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sim.distributions import BlockDraws
-from sim.kernel import Kernel, Streams
-from sim.scenario import Workload
+from sim.core.distributions import BlockDraws
+from sim.core.kernel import Kernel, Streams
+from sim.scenario.schema import Workload
 from sim.workload.population import Conversations, OnlineSet
 
 SendFn = Callable[[int, int, int], None]

@@ -1,0 +1,548 @@
+"""RabbitMQ as the broker: durable queues with publisher confirms and acked deliveries.
+
+The message service publishes each accepted message to a consistent-hash
+exchange bound to ``partitions`` queues: a message goes to queue
+``conversation mod queues``, and queue ``q``'s leader lives on node
+``q mod nodes``. Every live message service instance consumes every queue
+(competing consumers, one channel each).
+
+Queue types (``broker.queue_type``):
+
+* ``classic``: a durable queue of persistent messages on one node. The publisher
+  confirm (``ok``) comes after the node's append (``append_s``, the fsync'd
+  write). While the node is down the queue is unavailable: publishes error at
+  once (the channel is refused), publishes in progress at the crash error
+  (connection closed), deliveries stop. What the node had confirmed is on its
+  disk: it is delivered after the node recovers, and deliveries that were out
+  unacked at the crash are requeued (delivered again, flagged ``redelivered``).
+* ``quorum``: a Raft log replicated on ``min(3, nodes)`` nodes. The confirm comes
+  once a majority appended: the leader's append, then to each follower a hop,
+  its append and a hop back. A leader crash starts an election that takes
+  ``failover_s``; publishes meanwhile (and those in progress at the crash) are
+  held by the client and sent to the new leader, as the quorum queue client
+  resends its pending commands. Committed messages are on a majority: none is
+  lost. Without a live majority the queue is unavailable: publishes error at once.
+
+Deliveries: a queue hands its ready messages round robin to the consumers that
+have room under their prefetch (``prefetch`` unacked deliveries per consumer,
+one limit per channel); ``done`` (basic.ack) reaches the broker a hop later and
+frees the slot. Because several deliveries of one queue are processed at once,
+they can complete out of queue order: per-queue order holds only with prefetch 1
+and one consumer.
+
+A consumer instance that crashes is found dead by the AMQP heartbeat: no frame
+from it (acks, or heartbeats every ``HEARTBEAT_TIMEOUT_S / 2`` when idle) for
+:data:`HEARTBEAT_TIMEOUT_S`; then its unacked deliveries are requeued at the
+head of their queues and go to the other consumers. A consumer instance that is
+back before that (a restart) resets the old connection at once (TCP RST) and
+opens a new one. The broker is not told of consumer crashes: a monitor looks at
+the consumer stations every :data:`MONITOR_S`, a device of the simulation.
+
+Not modelled: delivery CPU on the broker nodes (only appends use their
+workers), memory and disk alarms (flow control), the quorum queue delivery
+limit and dead lettering, per-consumer (rather than per-channel) prefetch,
+consumer connections pinned to a broker node, leader rebalancing after a
+recovery, lazy/stream queues, and publish-side batching of confirms.
+
+Random numbers: ``broker.append`` (append times).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from sim.components.durable import BrokerModel, Done
+from sim.components.station import Station
+from sim.core.kernel import Kernel
+from sim.core.metrics import Message
+from sim.scenario.schema import Broker, QueueType
+
+#: RabbitMQ's default heartbeat timeout (``heartbeat`` = 60 s): a peer silent this long is dead
+HEARTBEAT_TIMEOUT_S = 60.0
+#: an idle connection sends a heartbeat frame every half timeout
+HEARTBEAT_INTERVAL_S = HEARTBEAT_TIMEOUT_S / 2
+#: how often the model looks at the consumer stations for crashes and restarts
+MONITOR_S = 1.0
+#: replicas of a quorum queue (RabbitMQ's default quorum initial group size, capped by nodes)
+QUORUM_SIZE = 3
+
+
+_PENDING, _COMMITTED, _DONE = range(3)
+
+
+class _Pub:
+    """One publish waiting for its confirm."""
+
+    __slots__ = ("acks", "error", "msg", "ok", "q", "state", "term")
+
+    def __init__(self, q: int, msg: Message, ok: Done, error: Done) -> None:
+        self.q = q
+        self.msg = msg
+        self.ok = ok
+        self.error = error
+        self.term = 0
+        self.acks = 0
+        self.state = _PENDING
+
+
+class RabbitMqBroker(BrokerModel):
+    """A RabbitMQ cluster of ``nodes`` nodes with ``partitions`` classic or quorum queues."""
+
+    def __init__(
+        self,
+        spec: Broker,
+        kernel: Kernel,
+        hop: Callable[[], float],
+        measure_from_s: float,
+        consumers: Sequence[Station],
+    ) -> None:
+        super().__init__(kernel, "broker", spec.nodes, spec.workers, measure_from_s, hop, consumers)
+        self.spec = spec
+        self.append_s = spec.append_s.sampler(kernel.streams.generator("broker.append"))
+        self.quorum = spec.queue_type is QueueType.QUORUM
+        self.failover_s = spec.failover_s
+        self.prefetch = spec.prefetch
+        nodes = spec.nodes
+        queues = spec.partitions
+        self.queues = queues
+        size = min(QUORUM_SIZE, nodes) if self.quorum else 1
+        self.majority = size // 2 + 1
+        #: nodes holding queue q (classic: its one node; quorum: leader first)
+        self.replicas: list[tuple[int, ...]] = [
+            tuple((q + i) % nodes for i in range(size)) for q in range(queues)
+        ]
+        #: queues with a replica on each node
+        self.node_queues: list[list[int]] = [[] for _ in range(nodes)]
+        for q, reps in enumerate(self.replicas):
+            for node in reps:
+                self.node_queues[node].append(q)
+        self.leader = [q % nodes for q in range(queues)]
+        self.electing = [False] * queues
+        #: bumped when a queue's leader changes or it loses its majority: stale work is ignored
+        self.term = [0] * queues
+        self.ready: list[deque[tuple[Message, bool]]] = [deque() for _ in range(queues)]
+        #: publishes in the order the queue received them: enqueued and confirmed in that order
+        self.order: list[deque[_Pub]] = [deque() for _ in range(queues)]
+        #: quorum: publishes the client holds for the next leader
+        self.held: list[list[_Pub]] = [[] for _ in range(queues)]
+        # consumers: one channel per message service instance
+        n = len(consumers)
+        self.alive = [False] * n
+        self.gen = [0] * n
+        self.conn_epoch = [0] * n
+        self.inflight = [0] * n
+        self.unacked: list[dict[int, tuple[int, Message]]] = [{} for _ in range(n)]
+        self.last_frame_s = [0.0] * n
+        self.last_up_s = [0.0] * n
+        self.suspect = [False] * n
+        #: live channels with room under their prefetch
+        self.free = 0
+        self.rr = [0] * queues
+        #: queues with ready messages that no consumer had room for, served as slots free up
+        self.starved: deque[int] = deque()
+        self.in_starved = bytearray(queues)
+        self._tag = 0
+        # counters
+        self.publish_errors = 0
+        self.requeued = 0
+        self.redelivered = 0
+        self.delivered = 0
+        self.confirmed = 0
+        self.held_publishes = 0
+        self.elections = 0
+        self.max_depth = 0
+        self.dead_consumers = 0
+        for c, station in enumerate(consumers):
+            if station.up:
+                self._connect(c)
+        self.after(MONITOR_S, self._monitor, None)
+
+    # ------------------------------------------------------------ queues
+
+    def queue_of(self, msg: Message) -> int:
+        return msg.conv % self.queues
+
+    def available(self, q: int) -> bool:
+        """Whether queue ``q`` accepts publishes and delivers now."""
+        if not self.quorum:
+            return self.stations[self.leader[q]].up
+        return (
+            self.leader[q] >= 0
+            and not self.electing[q]
+            and self._live_replicas(q) >= (self.majority)
+        )
+
+    def _live_replicas(self, q: int) -> int:
+        stations = self.stations
+        return sum(1 for node in self.replicas[q] if stations[node].up)
+
+    def depth(self, q: int) -> int:
+        """Ready messages of queue ``q`` (not counting unacked deliveries)."""
+        return len(self.ready[q])
+
+    # ------------------------------------------------------------ publish
+
+    def publish(self, msg: Message, ok: Done, error: Done) -> None:
+        q = msg.conv % self.queues
+        pub = _Pub(q, msg, ok, error)
+        if self.available(q):
+            self._start(pub)
+        elif self.quorum and self.electing[q]:
+            self.held_publishes += 1
+            self.held[q].append(pub)  # the client resends it to the new leader
+        else:
+            self.publish_errors += 1
+            error(msg)
+
+    def _start(self, pub: _Pub) -> None:
+        q = pub.q
+        pub.term = self.term[q]
+        pub.acks = 0
+        pub.state = _PENDING
+        self.order[q].append(pub)
+        station = self.stations[self.leader[q]]
+        if self.quorum:
+            station.submit(self.append_s(), self._leader_appended, pub)
+        else:
+            station.submit(self.append_s(), self._committed, pub)
+
+    def _leader_appended(self, pub: _Pub) -> None:
+        q = pub.q
+        if pub.term != self.term[q] or pub.state != _PENDING:
+            return
+        pub.acks = 1
+        if pub.acks >= self.majority:
+            self._committed(pub)
+            return
+        leader = self.leader[q]
+        stations = self.stations
+        for node in self.replicas[q]:
+            if node != leader and stations[node].up:
+                self.later(self.hop(), self._to_follower, (pub, node))
+
+    def _to_follower(self, job: tuple[_Pub, int]) -> None:
+        self.stations[job[1]].submit(self.append_s(), self._follower_appended, job[0])
+
+    def _follower_appended(self, pub: _Pub) -> None:
+        self.later(self.hop(), self._follower_acked, pub)
+
+    def _follower_acked(self, pub: _Pub) -> None:
+        q = pub.q
+        if pub.term != self.term[q] or pub.state != _PENDING:
+            return
+        pub.acks += 1
+        if pub.acks == self.majority:
+            self._committed(pub)
+
+    def _committed(self, pub: _Pub) -> None:
+        """The message is durable by the queue's rules (on disk, on a majority)."""
+        if pub.term != self.term[pub.q] or pub.state != _PENDING:
+            return
+        pub.state = _COMMITTED
+        self._release(pub.q, True)
+
+    def _release(self, q: int, confirm: bool) -> None:
+        """Enqueue the committed head of the queue's log, in order; confirm them if
+        ``confirm``, else (the channel closed first) the publisher gets an error."""
+        order = self.order[q]
+        ready = self.ready[q]
+        released = False
+        while order and order[0].state != _PENDING:
+            pub = order.popleft()
+            if pub.state != _COMMITTED:
+                continue
+            pub.state = _DONE
+            ready.append((pub.msg, False))
+            released = True
+            if confirm:
+                self.confirmed += 1
+                pub.ok(pub.msg)
+            else:
+                self.publish_errors += 1
+                pub.error(pub.msg)
+        if released:
+            if len(ready) > self.max_depth:
+                self.max_depth = len(ready)
+            self._dispatch(q)
+
+    # ------------------------------------------------------------ deliveries
+
+    def _next_consumer(self, q: int) -> int:
+        if self.free == 0:
+            return -1
+        alive = self.alive
+        inflight = self.inflight
+        prefetch = self.prefetch
+        n = len(alive)
+        i = self.rr[q]
+        for _ in range(n):
+            c = i
+            i += 1
+            if i == n:
+                i = 0
+            if alive[c] and inflight[c] < prefetch:
+                self.rr[q] = i
+                return c
+        return -1
+
+    def _dispatch(self, q: int) -> None:
+        """Hand queue ``q``'s ready messages to consumers with room."""
+        ready = self.ready[q]
+        if not ready or not self.available(q):
+            return
+        while ready:
+            c = self._next_consumer(q)
+            if c < 0:
+                if not self.in_starved[q]:
+                    self.in_starved[q] = 1
+                    self.starved.append(q)
+                return
+            msg, redelivered = ready.popleft()
+            self._deliver(c, q, msg, redelivered)
+
+    def _serve(self, c: int) -> None:
+        """Consumer ``c`` has room: give it messages of queues that were waiting for room."""
+        starved = self.starved
+        ready_of = self.ready
+        while starved and self.alive[c] and self.inflight[c] < self.prefetch:
+            q = starved[0]
+            ready = ready_of[q]
+            if not ready or not self.available(q):
+                starved.popleft()
+                self.in_starved[q] = 0
+                continue
+            msg, redelivered = ready.popleft()
+            self._deliver(c, q, msg, redelivered)
+            starved.rotate(-1)
+
+    def _deliver(self, c: int, q: int, msg: Message, redelivered: bool) -> None:
+        self._tag += 1
+        tag = self._tag
+        self.unacked[c][tag] = (q, msg)
+        self.inflight[c] += 1
+        if self.inflight[c] == self.prefetch:
+            self.free -= 1
+        self.delivered += 1
+        if redelivered:
+            self.redelivered += 1
+        gen = self.gen[c]
+        self.consume(c, msg, lambda _m: self._ack_sent(c, gen, tag))
+
+    def _ack_sent(self, c: int, gen: int, tag: int) -> None:
+        self.later(self.hop(), self._acked, (c, gen, tag))
+
+    def _acked(self, ack: tuple[int, int, int]) -> None:
+        c, gen, tag = ack
+        if gen != self.gen[c] or not self.alive[c]:
+            return  # an ack on a connection that is gone: the delivery was requeued
+        if self.unacked[c].pop(tag, None) is None:
+            return  # requeued meanwhile (its queue's node crashed)
+        self.last_frame_s[c] = self.now
+        self.inflight[c] -= 1
+        if self.inflight[c] == self.prefetch - 1:
+            self.free += 1
+        self._serve(c)
+
+    def _requeue(self, entries: list[tuple[int, Message]]) -> None:
+        """Put unacked deliveries back at the head of their queues, in delivery order."""
+        queues = set()
+        for q, msg in reversed(entries):
+            self.ready[q].appendleft((msg, True))
+            queues.add(q)
+        self.requeued += len(entries)
+        for q in sorted(queues):
+            if len(self.ready[q]) > self.max_depth:
+                self.max_depth = len(self.ready[q])
+            self._dispatch(q)
+
+    # ------------------------------------------------------------ consumer connections
+
+    def _connect(self, c: int) -> None:
+        self.gen[c] += 1
+        self.alive[c] = True
+        self.conn_epoch[c] = self.consumers[c].epoch
+        self.inflight[c] = 0
+        self.unacked[c] = {}
+        self.suspect[c] = False
+        self.last_frame_s[c] = self.now
+        self.last_up_s[c] = self.now
+        self.free += 1
+        self._serve(c)
+
+    def _disconnect(self, c: int, why: str) -> None:
+        if not self.alive[c]:
+            return
+        entries = list(self.unacked[c].values())
+        if self.inflight[c] < self.prefetch:
+            self.free -= 1
+        self.alive[c] = False
+        self.gen[c] += 1
+        self.inflight[c] = 0
+        self.unacked[c] = {}
+        self.suspect[c] = False
+        self.dead_consumers += 1
+        self.event(f"consumer {c} connection closed ({why}): {len(entries)} requeued")
+        self._requeue(entries)
+
+    def _monitor(self, _: object) -> None:
+        now = self.now
+        for c, station in enumerate(self.consumers):
+            if self.alive[c]:
+                if station.up and station.epoch == self.conn_epoch[c]:
+                    self.last_up_s[c] = now
+                elif station.up:
+                    # restarted: the old connection is reset as soon as the broker writes to it
+                    self._disconnect(c, "reset")
+                    self._connect(c)
+                elif not self.suspect[c]:
+                    self.suspect[c] = True
+                    heartbeat = (self.last_up_s[c] // HEARTBEAT_INTERVAL_S) * HEARTBEAT_INTERVAL_S
+                    last = max(self.last_frame_s[c], heartbeat)
+                    self.after(
+                        max(0.0, last + HEARTBEAT_TIMEOUT_S - now),
+                        self._heartbeat_missed,
+                        (c, self.gen[c]),
+                    )
+            elif station.up:
+                self._connect(c)
+        self.after(MONITOR_S, self._monitor, None)
+
+    def _heartbeat_missed(self, ctx: tuple[int, int]) -> None:
+        c, gen = ctx
+        if gen == self.gen[c] and self.alive[c]:
+            self._disconnect(c, "heartbeat timeout")
+
+    # ------------------------------------------------------------ faults
+
+    def on_crash(self, node: int) -> None:
+        for q in self.node_queues[node]:
+            if self.quorum:
+                self._quorum_crash(q, node)
+            else:
+                self._classic_crash(q)
+
+    def _classic_crash(self, q: int) -> None:
+        self.term[q] += 1
+        self._fail_pending(q)
+        # deliveries out unacked go back to the queue (they were never acked: on disk)
+        entries: list[tuple[int, Message]] = []
+        for c in range(len(self.consumers)):
+            unacked = self.unacked[c]
+            mine = [tag for tag, (dq, _) in unacked.items() if dq == q]
+            for tag in mine:
+                entries.append((tag, unacked.pop(tag)[1]))
+            if mine:
+                if self.alive[c] and self.inflight[c] == self.prefetch:
+                    self.free += 1
+                self.inflight[c] -= len(mine)
+        if entries:
+            entries.sort(key=lambda entry: entry[0])  # delivery order
+            for _, msg in reversed(entries):
+                self.ready[q].appendleft((msg, True))
+            self.requeued += len(entries)
+        self.event(f"queue {q} unavailable (node {self.leader[q]} down)")
+        for c in range(len(self.consumers)):
+            self._serve(c)
+
+    def _fail_pending(self, q: int) -> None:
+        """The publisher's channel to the queue is gone: unconfirmed publishes error.
+        Those already durable (waiting behind an earlier one) stay in the queue."""
+        failed = [pub for pub in self.order[q] if pub.state == _PENDING]
+        failed.extend(self.held[q])
+        self.held[q] = []
+        for pub in failed:
+            pub.state = _DONE
+        self._release(q, False)
+        self.order[q].clear()
+        for pub in failed:
+            self.publish_errors += 1
+            pub.error(pub.msg)
+
+    def _quorum_crash(self, q: int, node: int) -> None:
+        live = self._live_replicas(q)
+        if self.leader[q] == node:
+            self.term[q] += 1
+            self.leader[q] = -1
+            if live >= self.majority:
+                # the client holds its unconfirmed publishes for the new leader
+                # (in Raft an entry is committed only after all earlier ones: hold them all)
+                pubs = list(self.order[q])
+                self.order[q].clear()
+                self.held[q].extend(pubs)
+                self.held_publishes += len(pubs)
+                self._elect(q, f"leader on node {node} down")
+            else:
+                self.electing[q] = False
+                self._fail_pending(q)
+                self.event(f"queue {q} unavailable: no majority")
+        elif live < self.majority and (self.leader[q] >= 0 or self.electing[q]):
+            self.term[q] += 1
+            self._fail_pending(q)
+            if self.electing[q]:
+                self.electing[q] = False
+                self.leader[q] = -1
+            self.event(f"queue {q} unavailable: no majority")
+
+    def _elect(self, q: int, why: str) -> None:
+        self.electing[q] = True
+        self.elections += 1
+        self.event(f"queue {q}: election ({why})")
+        self.after(self.failover_s, self._elected, (q, self.term[q]))
+
+    def _elected(self, ctx: tuple[int, int]) -> None:
+        q, term = ctx
+        if term != self.term[q] or not self.electing[q]:
+            return
+        self.electing[q] = False
+        stations = self.stations
+        live = [node for node in self.replicas[q] if stations[node].up]
+        if len(live) < self.majority:
+            self.leader[q] = -1
+            self._fail_pending(q)
+            self.event(f"queue {q} unavailable: no majority")
+            return
+        self.term[q] += 1
+        self.leader[q] = live[0]
+        self.event(f"queue {q}: leader on node {live[0]}")
+        held = self.held[q]
+        self.held[q] = []
+        for pub in held:
+            self._start(pub)
+        self._dispatch(q)
+
+    def on_recover(self, node: int) -> None:
+        for q in self.node_queues[node]:
+            if not self.quorum:
+                self.event(f"queue {q} available (node {node} back)")
+                self._dispatch(q)
+            elif self.leader[q] < 0 and not self.electing[q]:
+                if self._live_replicas(q) >= self.majority:
+                    self._elect(q, f"majority back with node {node}")
+            elif self.available(q):
+                self._dispatch(q)
+
+    # ------------------------------------------------------------ summary
+
+    def unacked_count(self, c: int) -> int:
+        """Deliveries to consumer ``c`` not yet acked, as the broker sees them."""
+        return self.inflight[c]
+
+    def counters(self) -> dict[str, float]:
+        return {
+            "rabbitmq_confirmed": float(self.confirmed),
+            "rabbitmq_publish_errors": float(self.publish_errors),
+            "rabbitmq_held_publishes": float(self.held_publishes),
+            "rabbitmq_delivered": float(self.delivered),
+            "rabbitmq_redelivered": float(self.redelivered),
+            "rabbitmq_requeued": float(self.requeued),
+            "rabbitmq_max_depth": float(self.max_depth),
+            "rabbitmq_elections": float(self.elections),
+            "rabbitmq_dead_consumers": float(self.dead_consumers),
+        }
+
+    def backlog(self) -> int:
+        return sum(self.depth(q) for q in range(self.queues))
+
+
+__all__ = ["HEARTBEAT_TIMEOUT_S", "RabbitMqBroker"]
