@@ -17,6 +17,7 @@ per-user objects. A client:
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
 from typing import Any
 
 from sim.components.resilience import backoff_s
@@ -45,7 +46,11 @@ class Clients:
         costs: Costs,
         server: Server,
         stop_sending_s: float,
+        ack_lost: Callable[[SendCtx], bool] | None = None,
     ) -> None:
+        """``ack_lost(ctx)``, when given, is asked of every send ack that reaches its
+        connection: True loses the frame on the way down (the sender times out and
+        retries). Scripted validations drop chosen acks with it."""
         arch = scenario.architecture
         users = scenario.workload.users
         self.kernel = kernel
@@ -54,6 +59,7 @@ class Clients:
         self.convs = convs
         self.costs = costs
         self.server = server
+        self.ack_lost = ack_lost
         self.transport = arch.transport.kind
         self.poll_interval_s = arch.transport.poll_interval_s
         self.state = bytearray(users)
@@ -357,6 +363,8 @@ class Clients:
         msg, epoch = ctx[0], ctx[1]
         if self.epoch[msg.sender] != epoch:
             return  # the connection the ack was meant for has closed
+        if self.ack_lost is not None and self.ack_lost(ctx):
+            return
         now = self.kernel.now
         self.rec.wire(now, self.control_down)
         if msg.acked or msg.failed:

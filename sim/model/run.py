@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from sim.model.clients import CONNECTED, Clients
 from sim.model.costs import Costs
 from sim.model.faults import FaultInjector
 from sim.model.result import Result
-from sim.model.server import Server
+from sim.model.server import SendCtx, Server
 from sim.scenario.calibration import load_calibration
 from sim.scenario.schema import Scenario, TransportKind
 from sim.workload.attack import AttackTraffic
@@ -45,6 +45,7 @@ class Model:
         seed: int,
         conversations: Conversations | None = None,
         trace: bool = False,
+        ack_lost: Callable[[SendCtx], bool] | None = None,
     ) -> None:
         """Build every part of a run.
 
@@ -52,6 +53,8 @@ class Model:
         must be ``workload.users``): scripted validations give exact memberships.
         ``trace`` keeps a digest of every event (time and callback, in order) in
         ``Result.meta["trace"]``: two runs with one seed must have the same.
+        ``ack_lost`` is the clients' hook that loses chosen send acks (see
+        :class:`~sim.model.clients.Clients`).
         """
         self.scenario = scenario
         self.seed = seed
@@ -88,6 +91,7 @@ class Model:
             self.costs,
             self.server,
             run.duration_s,
+            ack_lost,
         )
         self.server.clients = self.clients
         self.faults = FaultInjector(

@@ -21,8 +21,8 @@ The same script runs through both systems:
   traffic (``messages_per_user_per_hour: 0``); sends, disconnects and reconnects are
   scheduled on the model's kernel before it runs, store and gateway crashes are
   the scenario's ``faults:`` windows (clients the gateway dropped reconnect every
-  :data:`RECONNECT_S`, in lockstep), and dropped acks wrap that model's
-  ``clients.send_acked`` (the network losing the ack frame on its way down);
+  :data:`RECONNECT_S`, in lockstep), and dropped acks go through the clients'
+  ``ack_lost`` hook (the network losing the ack frame on its way down);
 * :func:`run_reference` drives ``reference_impl``'s deterministic in-memory
   :class:`~reference_impl.network.Network`: it applies each operation, then
   delivers every frame in order and fires every timer until the next one; when
@@ -591,7 +591,19 @@ def run_simulator(
 
     convs, sim_index = simulator_conversations(script)
     script_conv = {s: c for c, s in enumerate(sim_index)}
-    model = Model(simulator_scenario(script, seed, timed), seed, conversations=convs)
+    # the network drops the next ``drops[user]`` send acks on their way to ``user``
+    drops: Counter[int] = Counter()
+
+    def ack_lost(ctx: Any) -> bool:
+        sender = ctx[0].sender
+        if drops[sender]:
+            drops[sender] -= 1  # this frame is lost; the sender will time out
+            return True
+        return False
+
+    model = Model(
+        simulator_scenario(script, seed, timed), seed, conversations=convs, ack_lost=ack_lost
+    )
     kernel, clients = model.kernel, model.clients
     index_of: dict[int, int] = {}
 
@@ -608,19 +620,6 @@ def run_simulator(
     def go_online(user: int) -> None:
         model.sessions.online[user] = 1
         clients.go_online(user)
-
-    # the network drops the next ``drops[user]`` send acks on their way to ``user``
-    drops: Counter[int] = Counter()
-    deliver_ack = clients.send_acked
-
-    def send_acked(ctx: Any) -> None:
-        msg, epoch = ctx[0], ctx[1]
-        if drops[msg.sender] and clients.epoch[msg.sender] == epoch:
-            drops[msg.sender] -= 1  # this frame is lost; the sender will time out
-            return
-        deliver_ack(ctx)
-
-    clients.send_acked = send_acked  # type: ignore[method-assign]
 
     def arm_drop(user: int) -> None:
         drops[user] += 1
