@@ -373,11 +373,11 @@ def test_a_bulkhead_caps_the_calls_in_flight_to_a_slow_store() -> None:
 def _gateway_waits(model: Model, start: float, end: float) -> list[float]:
     """Record, for sends accepted into gateway 0's queue in ``[start, end)``, the time
     until the gateway has handled them (test instrumentation around two callbacks)."""
-    server = model.server
+    gateway = model.server.gateway
     env = model.kernel
     arrived: dict[tuple[int, int], float] = {}
     waits: list[float] = []
-    at_gateway, gateway_send = server._send_at_gateway, server._gateway_send
+    at_gateway, gateway_send = gateway._send_at_gateway, gateway._gateway_send
 
     def arrive(ctx: Any) -> None:
         arrived[(ctx[0].msg_id, ctx[3])] = env.now
@@ -389,8 +389,8 @@ def _gateway_waits(model: Model, start: float, end: float) -> list[float]:
             waits.append(env.now - t0)
         gateway_send(ctx)
 
-    server._send_at_gateway = arrive  # type: ignore[method-assign]
-    server._gateway_send = handled  # type: ignore[method-assign]
+    gateway._send_at_gateway = arrive  # type: ignore[method-assign]
+    gateway._gateway_send = handled  # type: ignore[method-assign]
     return waits
 
 
@@ -520,7 +520,7 @@ def test_defences_switched_off_stay_out_of_the_path() -> None:
     has no breaker rows or columns."""
     sc = scenario({}, _crash(10), churn=True)
     model = Model(sc, 3)
-    assert model.server.store_guard is None and model.server.write_buffer is None
+    assert model.server.defences.store is None and model.server.defences.buffer is None
     res: Result = model.run(progress=False)
     counters = res.meta["counters"]
     for name in (

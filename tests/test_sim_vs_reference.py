@@ -132,13 +132,14 @@ def test_the_timed_links_take_the_network_and_the_stations() -> None:
 
 def ack_before_store_write(model: Model) -> None:
     """The server acks at the gateway although the scenario promises the store."""
-    model.server.ack_at_gateway = True
+    model.server.gateway.ack_at_gateway = True
+    model.server.service.ack_at_gateway = True
 
 
 def no_idempotent_accept(model: Model) -> None:
     """The server forgets a message it stored: a re-send is stored again, a new seq."""
-    server = model.server
-    accept = server._accept
+    gateway = model.server.gateway
+    accept = gateway._accept
 
     def careless(ctx: Any) -> None:
         msg = ctx[0]
@@ -147,7 +148,7 @@ def no_idempotent_accept(model: Model) -> None:
             msg.waiters = None
         accept(ctx)
 
-    server._accept = careless  # type: ignore[method-assign]
+    gateway._accept = careless
 
 
 def no_sync_on_reconnect(model: Model) -> None:

@@ -24,9 +24,19 @@ from sim.components.resilience import backoff_s
 from sim.core.distributions import BlockDraws
 from sim.core.kernel import Kernel, Timeouts
 from sim.core.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
-from sim.model.costs import Costs, websocket_header_bytes
-from sim.model.server import SendCtx, Server
-from sim.scenario.schema import Backoff, Scenario, TransportKind
+from sim.model.costs import Costs
+from sim.model.protocol import (
+    DeliverCtx,
+    PollReply,
+    SendCtx,
+    ServerSide,
+    SessionCtx,
+    SyncCtx,
+    SyncReply,
+    UserEpoch,
+)
+from sim.model.transport import ClientTransport
+from sim.scenario.schema import Backoff, Scenario
 from sim.workload.population import Conversations
 
 OFFLINE, CONNECTING, CONNECTED = 0, 1, 2
@@ -44,7 +54,8 @@ class Clients:
         recorder: Recorder,
         convs: Conversations,
         costs: Costs,
-        server: Server,
+        server: ServerSide,
+        transport: ClientTransport,
         stop_sending_s: float,
         ack_lost: Callable[[SendCtx], bool] | None = None,
     ) -> None:
@@ -60,8 +71,10 @@ class Clients:
         self.costs = costs
         self.server = server
         self.ack_lost = ack_lost
-        self.transport = arch.transport.kind
-        self.poll_interval_s = arch.transport.poll_interval_s
+        self.transport = transport
+        self.poll_interval_s = transport.poll_interval_s
+        self.polls_on_reply = transport.polls_on_reply
+        self.polls_on_timer = transport.polls_on_timer
         self.state = bytearray(users)
         self.epoch = array("i", [0]) * users
         self.gateway = array("i", [-1]) * users
@@ -76,7 +89,7 @@ class Clients:
         self.timeout_s = res.timeout_s
         self.sync_timeout_s = res.sync_timeout_s
         #: access tokens are renewed this often while connected (0: no authorization server)
-        self.token_ttl_s = arch.auth.token_ttl_s if server.auth_server is not None else 0.0
+        self.token_ttl_s = arch.auth.token_ttl_s if server.issues_tokens else 0.0
         self.connect_timeout_s = res.connect_timeout_s
         self.reconnect = res.reconnect
         #: consecutive failed connection attempts of users reconnecting
@@ -108,6 +121,7 @@ class Clients:
             kernel, self.token_ttl_s or 1.0, self._refresh, self._connected_as
         )
         self._sizes: dict[int, tuple[int, int, int, int]] = {}
+        server.attach(self)  # the server side answers these clients
 
     # ------------------------------------------------------------ link helpers
 
@@ -120,15 +134,9 @@ class Clients:
     def _frame_bytes(self, body_bytes: int) -> tuple[int, int]:
         """Bytes of a frame or request with ``body_bytes``, up (client to server) and down.
 
-        WebSocket frames carry their RFC 6455 header (masked upstream); HTTP requests
-        carry the request and response headers, counted once, with the request.
+        The transport's framing: see :meth:`ClientTransport.frame_bytes`.
         """
-        if self.transport is TransportKind.WEBSOCKET:
-            return (
-                body_bytes + websocket_header_bytes(body_bytes, True),
-                body_bytes + websocket_header_bytes(body_bytes, False),
-            )
-        return body_bytes + self.costs.header_bytes, body_bytes
+        return self.transport.frame_bytes(body_bytes)
 
     def _frame_up(self, now: float, body_bytes: int) -> None:
         """A client-to-server frame or request on the client link."""
@@ -142,8 +150,8 @@ class Clients:
         self.state[user] = CONNECTING
         self.online_since[user] = now
         rtt = 0.0 if self.costs.client_zero else self.costs.client_rtt()
-        if self.transport is TransportKind.WEBSOCKET:
-            self.rec.wire(now, self.costs.header_bytes, True)  # the Upgrade exchange
+        if self.transport.upgrades:
+            self.rec.wire(now, self.transport.header_bytes, True)  # the Upgrade exchange
         ctx = (user, self.epoch[user], rtt)
         self.rec.connect(now)
         delay = (self.costs.connect_rtts - 0.5) * rtt
@@ -182,7 +190,7 @@ class Clients:
         if self._connecting(ctx):
             self.connect_failed(ctx)
 
-    def connect_failed(self, ctx: tuple[int, int]) -> None:
+    def connect_failed(self, ctx: UserEpoch) -> None:
         """The connection could not be set up (refused, or timed out): try again later."""
         user, epoch = ctx
         if self.epoch[user] != epoch or self.state[user] != CONNECTING:
@@ -237,7 +245,7 @@ class Clients:
             self.held.pop(slot, None)
             self.syncing.discard(slot)
 
-    def session_ready(self, ctx: tuple[int, int, int]) -> None:
+    def session_ready(self, ctx: SessionCtx) -> None:
         user, epoch, gw = ctx
         if self.epoch[user] != epoch:
             return
@@ -255,7 +263,7 @@ class Clients:
             for msg in pending:
                 if not (msg.acked or msg.failed):
                     self._transmit(msg)
-        if self.transport is not TransportKind.WEBSOCKET:
+        if self.transport.polls:
             self._poll((user, epoch))
 
     # ------------------------------------------------------------ sending
@@ -389,7 +397,7 @@ class Clients:
 
     # ------------------------------------------------------------ receiving
 
-    def deliver(self, ctx: tuple[int, int, list[tuple[Message, int]], int, float]) -> None:
+    def deliver(self, ctx: DeliverCtx) -> None:
         """Pushed messages reach the client (WebSocket)."""
         user, epoch, batch, path, ref_s = ctx
         if self.epoch[user] != epoch:
@@ -411,17 +419,9 @@ class Clients:
             self._receive(user, batch, path, ref_s)
         gw = self.gateway[user]
         if not self.costs.control_instant and gw >= 0:
-            self._uplink(self._ack_arrives, (user, epoch, gw))
+            self._uplink(self.server.receive_delivery_ack, (user, epoch, gw))
 
-    def _ack_arrives(self, ctx: tuple[int, int, int]) -> None:
-        user, epoch, gw = ctx
-        net = self.server.net
-        if net.cuts and net.cut("client", "gateway"):
-            return
-        if self.server.presence_epoch[user] == epoch and self.server.presence_gw[user] == gw:
-            self.server.gateways[gw].submit(self.costs.control(), _ignore, None)
-
-    def poll_reply(self, ctx: tuple[int, int, list[tuple[Message, int]]]) -> None:
+    def poll_reply(self, ctx: PollReply) -> None:
         user, epoch, batch = ctx
         if self.epoch[user] != epoch:
             self.rec.lost_in_flight += len(batch)
@@ -431,12 +431,10 @@ class Clients:
         if not batch and self.rec.measure_from_s <= now < self.rec.measure_to_s:
             self.rec.empty_polls += 1  # in the measurement window, as requests and bytes
         self._receive(user, batch, PATH_ONLINE, -1.0)
-        if self.transport is TransportKind.LONG_POLLING:
+        if self.polls_on_reply:
             self._poll((user, epoch))
 
-    def sync_reply(
-        self, ctx: tuple[int, int, list[tuple[Message, int]], int, float, bool, list[int]]
-    ) -> None:
+    def sync_reply(self, ctx: SyncReply) -> None:
         user, epoch, batch, path, ref_s, more, requested = ctx
         if self.epoch[user] != epoch:
             return
@@ -450,7 +448,7 @@ class Clients:
         if more:
             self._request_sync(user, list(self.convs.slots_of(user)), path, ref_s)
 
-    def sync_failed(self, ctx: tuple[int, int, list[tuple[int, int]], int, float]) -> None:
+    def sync_failed(self, ctx: SyncCtx) -> None:
         """The server could not read the inbox: ask again after the send timeout."""
         user, epoch, cursors, path, ref_s = ctx
         if self.epoch[user] != epoch:
@@ -565,9 +563,5 @@ class Clients:
             return
         self.rec.wire(self.kernel.now, self.control_up, True)
         self._uplink(self.server.receive_poll, ctx)
-        if self.transport is TransportKind.SHORT_POLLING:
+        if self.polls_on_timer:
             self.after(self.poll_interval_s, self._poll, ctx)
-
-
-def _ignore(_: Any) -> None:
-    return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sim.core.distributions import Constant, Sampler, _Dist, lognormal
 from sim.core.kernel import Streams
+from sim.model.transport import ClientTransport
 from sim.scenario.calibration import Calibration
 from sim.scenario.schema import (
     AuthKind,
@@ -19,19 +20,7 @@ from sim.scenario.schema import (
     Scenario,
     Style,
     Tier,
-    TransportKind,
 )
-
-#: TCP handshake (1 RTT) + TLS 1.3 full handshake (1 RTT, RFC 8446 §2) before the first request.
-HTTP_CONNECT_RTTS = 2.0
-#: ... plus the WebSocket opening handshake, an HTTP Upgrade round trip (RFC 6455 §4).
-WEBSOCKET_CONNECT_RTTS = 3.0
-
-
-def websocket_header_bytes(payload_bytes: float, masked: bool) -> int:
-    """WebSocket frame header size (RFC 6455 §5.2): 2 B, +2 or +8 for the length, +4 mask."""
-    extra = 0 if payload_bytes < 126 else (2 if payload_bytes < 65536 else 8)
-    return 2 + extra + (4 if masked else 0)
 
 
 def _zero_after(value: float) -> Sampler:
@@ -51,11 +40,13 @@ def _is_zero(dist: _Dist | None) -> bool:
 class Costs:
     """Samplers for every cost on the message path of one scenario."""
 
-    def __init__(self, scenario: Scenario, streams: Streams, cal: Calibration) -> None:
+    def __init__(
+        self, scenario: Scenario, streams: Streams, cal: Calibration, transport: ClientTransport
+    ) -> None:
         arch = scenario.architecture
-        self.transport = arch.transport.kind
         self.monolith = arch.style is Style.MONOLITH
-        self.http = self.transport is not TransportKind.WEBSOCKET
+        #: each request is an HTTP request carrying its headers and token (not a WebSocket)
+        self.http = transport.http
         codec = cal.codecs[arch.codec.value]
         self.codec = codec
         e2e = arch.encryption.kind is EncryptionKind.E2E
@@ -122,7 +113,6 @@ class Costs:
         self.client_zero = net.client_rtt_s.is_zero
 
         # sizes on the client link
-        self.header_bytes = arch.transport.http_header_bytes
         self.control_bytes = round(cal.control_frame_bytes.get(arch.codec.value, 40.0))
         self.e2e = e2e
         #: pairwise end-to-end encryption uploads one ciphertext per recipient
@@ -131,7 +121,7 @@ class Costs:
         #: client CPU to seal one end-to-end ciphertext (one per recipient when pairwise)
         self.e2e_seal_s = cal.aead_s if e2e else 0.0
         self.payload_factor = codec.payload_factor if e2e else 1.0
-        self.connect_rtts = HTTP_CONNECT_RTTS if self.http else WEBSOCKET_CONNECT_RTTS
+        self.connect_rtts = transport.connect_rtts
 
     @staticmethod
     def _tier_sampler(tier: Tier, streams: Streams, name: str, default: _Dist) -> Sampler:

@@ -24,10 +24,12 @@ from sim.core.metrics import Recorder
 from sim.model.clients import CONNECTED, Clients
 from sim.model.costs import Costs
 from sim.model.faults import FaultInjector
+from sim.model.protocol import SendCtx
 from sim.model.result import Result
-from sim.model.server import SendCtx, Server
+from sim.model.server import Server
+from sim.model.transport import make_transport
 from sim.scenario.calibration import load_calibration
-from sim.scenario.schema import Scenario, TransportKind
+from sim.scenario.schema import Scenario
 from sim.workload.attack import AttackTraffic
 from sim.workload.population import Conversations, Sessions, build_conversations
 from sim.workload.traffic import Traffic
@@ -81,8 +83,11 @@ class Model:
         self.recorder = Recorder(
             run.interval_s, self.horizon_s, self.measure_from_s, run.duration_s
         )
-        self.costs = Costs(scenario, streams, load_calibration())
-        self.server = Server(scenario, self.kernel, self.recorder, self.convs, self.costs)
+        self.transport = make_transport(scenario.architecture.transport)
+        self.costs = Costs(scenario, streams, load_calibration(), self.transport)
+        self.server = Server(
+            scenario, self.kernel, self.recorder, self.convs, self.costs, self.transport
+        )
         self.clients = Clients(
             scenario,
             self.kernel,
@@ -90,10 +95,10 @@ class Model:
             self.convs,
             self.costs,
             self.server,
+            self.transport,
             run.duration_s,
             ack_lost,
         )
-        self.server.clients = self.clients
         self.faults = FaultInjector(
             scenario.faults, self.kernel, self.server, scenario.architecture.zones
         )
@@ -137,10 +142,10 @@ class Model:
             order = np.argsort(phases, kind="stable")  # renewals are queued in time order
             for user, phase in zip(online[order].tolist(), phases[order].tolist(), strict=True):
                 clients.schedule_refresh(user, phase)
-        if self.clients.transport is not TransportKind.WEBSOCKET:
+        if self.transport.polls:
             # polls of users already online start at random phases, not all at once
             rng = self.kernel.streams.generator("client.poll_phase")
-            period = min(self.scenario.architecture.transport.poll_interval_s, 1.0)
+            period = min(self.transport.poll_interval_s, 1.0)
             phases = rng.random(len(online)) * period
             for user, phase in zip(online.tolist(), phases.tolist(), strict=True):
                 self.kernel.after(phase, self.clients.start_polling, user)
@@ -335,6 +340,9 @@ class Model:
         kernel = parts[_RELEASED.index("kernel")]
         if kernel is not None:
             kernel._queue.clear()  # pending calls hold components and messages
+        server = parts[_RELEASED.index("server")]
+        if server is not None:
+            parts.extend(server.parts())
         for part in parts:
             if part is not None:
                 vars(part).clear()
