@@ -80,8 +80,67 @@ class Message:
         self.waiters: list[tuple[int, int, int]] | None = None
 
 
+#: the type of a run-wide count (see :class:`Recorder`)
+Count = int
+
+
 class Recorder:
-    """Everything measured during one run."""
+    """Everything measured during one run.
+
+    Where a new metric goes:
+
+    * a run-wide count of the message path: one annotated line ``name: Count``
+      below, with a ``#:`` comment saying what it counts; components add to it
+      (``rec.name += 1``); it appears in ``Result.meta["counters"]`` (and in the
+      summary when :data:`sim.model.result.SUMMARY_COLUMNS` names it, with the
+      readout computing it);
+    * a count a component keeps about itself (a broker's redeliveries, a
+      breaker's transitions): the component's ``counters()`` method, which
+      :meth:`sim.model.server.Server.counters` merges into the same place;
+    * a quantity per sampling interval: a ``*_bins`` column here and its column
+      in the timeseries frame (:func:`sim.model.readout.timeseries_frame`).
+    """
+
+    #: messages displayed already, dropped by the client's dedup (raw redeliveries)
+    redelivered: Count
+    #: short or long polls answered with nothing, in the measurement window
+    empty_polls: Count
+    #: sends refused by the token-bucket rate limiter
+    rate_limited: Count
+    #: push notifications sent to offline members
+    push_notifications: Count
+    #: send retries of the clients
+    retries: Count
+    #: frames for a connection that closed while they travelled
+    lost_in_flight: Count
+    #: store or broker writes that failed
+    write_errors: Count
+    #: store or broker writes that timed out in the service
+    write_timeouts: Count
+    #: records a broker handed to a consumer again
+    broker_redeliveries: Count
+    #: acknowledged messages a store lost again (rollbacks)
+    store_lost: Count
+    #: messages deleted unread from an inbox queue after their retention
+    inbox_expired: Count
+    #: sync requests answered with an error
+    sync_errors: Count
+    #: sync requests that got no reply in time
+    sync_timeouts: Count
+    #: connection attempts that failed (refused or timed out)
+    connect_failures: Count
+    #: connection attempts
+    connect_attempts: Count
+    #: writes of messages acked in memory, tried again after the store refused them
+    memory_rewrites: Count
+    #: connection attempts refused by load shedding
+    connects_shed: Count
+    #: sends refused by the abuse detector
+    blocked_sends: Count
+    #: access token renewals
+    token_refreshes: Count
+    #: connections the server side closed (gateway crash, blocked user)
+    connections_lost: Count
 
     def __init__(
         self, interval_s: float, horizon_s: float, measure_from_s: float, measure_to_s: float
@@ -106,29 +165,15 @@ class Recorder:
         self.retry_bins = [0] * self.bins
         self.connect_bins = [0] * self.bins
         self.online_bins = [0] * self.bins
-        # run-wide counters
+        # the client link in the measurement window
         self.bytes_measured = 0.0
         self.requests_measured = 0
-        self.redelivered = 0
-        self.empty_polls = 0
-        self.rate_limited = 0
-        self.push_notifications = 0
-        self.retries = 0
-        self.lost_in_flight = 0
-        self.write_errors = 0
-        self.write_timeouts = 0
-        self.broker_redeliveries = 0
-        self.store_lost = 0
-        self.inbox_expired = 0
-        self.sync_errors = 0
-        self.sync_timeouts = 0
-        self.connect_failures = 0
-        self.connect_attempts = 0
-        self.memory_rewrites = 0
-        self.connects_shed = 0
-        self.blocked_sends = 0
-        self.token_refreshes = 0
-        self.connections_lost = 0
+        for name in COUNTS:
+            setattr(self, name, 0)
+
+    def counters(self) -> dict[str, float]:
+        """Every run-wide count, by name."""
+        return {name: float(getattr(self, name)) for name in COUNTS}
 
     def _bin(self, t: float) -> int:
         b = int(t * self._inv_interval)
@@ -166,3 +211,9 @@ class Recorder:
     def retry(self, now: float) -> None:
         self.retries += 1
         self.retry_bins[self._bin(now)] += 1
+
+
+#: the names of the run-wide counts, in declaration order
+COUNTS: tuple[str, ...] = tuple(
+    name for name, kind in Recorder.__annotations__.items() if kind in ("Count", Count)
+)

@@ -221,42 +221,8 @@ def timeseries_frame(model: Model, deliveries: pd.DataFrame) -> pd.DataFrame:
 
 
 def _counters(model: Model) -> dict[str, float]:
-    """Run-wide counters of the recorder and of every system (whole run)."""
-    rec = model.recorder
-    server = model.server
-    counters: dict[str, float] = {
-        name: float(getattr(rec, name))
-        for name in (
-            "write_errors",
-            "write_timeouts",
-            "broker_redeliveries",
-            "store_lost",
-            "inbox_expired",
-            "sync_errors",
-            "sync_timeouts",
-            "connect_failures",
-            "connect_attempts",
-            "memory_rewrites",
-            "connects_shed",
-            "connections_lost",
-            "blocked_sends",
-            "token_refreshes",
-            "rate_limited",
-            "retries",
-            "lost_in_flight",
-        )
-    }
-    counters.update(server.store.counters())
-    counters.update(server.inbox.counters())
-    if server.broker is not None:
-        counters.update(server.broker.counters())
-    if server.introspection is not None:
-        counters["introspection_hit_ratio"] = server.introspection.hit_ratio
-    counters["dropped_jobs"] = float(sum(s.dropped for s in server.stations))
-    counters["partition_drops"] = float(server.net.dropped)
-    counters["tcp_retransmissions"] = float(server.net.retransmissions)
-    counters.update(server.defences.counters())
-    return counters
+    """Run-wide counts of the recorder and of every part of the server (whole run)."""
+    return {**model.recorder.counters(), **model.server.counters()}
 
 
 def _settled(model: Model) -> bool:

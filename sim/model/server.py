@@ -217,6 +217,20 @@ class Server:
         self.service.clients = clients
         self.delivery.clients = clients
 
+    def counters(self) -> dict[str, float]:
+        """What the systems and defences count about themselves (whole run): each
+        component's own ``counters()``, and the drops of stations and partitions."""
+        counters = {**self.store.counters(), **self.inbox.counters()}
+        if self.broker is not None:
+            counters.update(self.broker.counters())
+        if self.introspection is not None:
+            counters["introspection_hit_ratio"] = self.introspection.hit_ratio
+        counters["dropped_jobs"] = float(sum(s.dropped for s in self.stations))
+        counters["partition_drops"] = float(self.net.dropped)
+        counters["tcp_retransmissions"] = float(self.net.retransmissions)
+        counters.update(self.defences.counters())
+        return counters
+
     def parts(self) -> list[object]:
         """The objects of the message path, which refer to each other (what
         :meth:`sim.model.run.Model.release` takes apart)."""
