@@ -25,17 +25,18 @@ import pytest
 from hypothesis import example, given, settings
 
 from sim.model.run import Model
-from sim.validation import reference
-from sim.validation.reference import (
-    KNOWN_DIFFERENCES,
+from sim.validation.reference import compare
+from sim.validation.reference.compare import KNOWN_DIFFERENCES, validate_reference
+from sim.validation.reference.driver import run_reference
+from sim.validation.reference.script import START_S, Op, OpKind, Script, scripts, seeded_scripts
+from sim.validation.reference.simulator import (
     LINKS,
-    Op,
-    Script,
-    run_reference,
+    STORE_OP_S,
+    TIMED_CLIENT_RTT_S,
+    TIMED_INTERNAL_RTT_S,
     run_simulator,
-    scripts,
-    seeded_scripts,
-    validate_reference,
+    simulator_conversations,
+    simulator_scenario,
 )
 
 
@@ -112,19 +113,19 @@ def test_the_timed_links_take_the_network_and_the_stations() -> None:
     """The timed variant exercises what the instant one skips: the send's ack comes a
     client round trip later at least, and gateway and service instances do work."""
     script = Script(2, ((0, 1),), (Op("send", 0, 0, "hello"),))
-    convs, _ = reference.simulator_conversations(script)
+    convs, _ = simulator_conversations(script)
     times = {}
     for timed in (False, True):
-        model = Model(reference.simulator_scenario(script, timed=timed), 0, conversations=convs)
+        model = Model(simulator_scenario(script, timed=timed), 0, conversations=convs)
         # user 0 writes 5 bytes in its slot 0 (the one conversation)
-        model.kernel.after(reference.START_S, functools.partial(model.clients.send, 0, 0), 5)
+        model.kernel.after(START_S, functools.partial(model.clients.send, 0, 0), 5)
         result = model.run(progress=False)
         msg = result.messages.iloc[0]
         times[timed] = msg["ack_time_s"] - msg["send_time_s"]
         jobs = sum(s.jobs for s in model.server.gateways + model.server.services)
         assert (jobs > 0) == timed
-    assert times[False] == pytest.approx(reference.STORE_OP_S)
-    assert times[True] > reference.TIMED_CLIENT_RTT_S + 2 * reference.TIMED_INTERNAL_RTT_S
+    assert times[False] == pytest.approx(STORE_OP_S)
+    assert times[True] > TIMED_CLIENT_RTT_S + 2 * TIMED_INTERNAL_RTT_S
 
 
 # ---------------------------------------------------------------- broken variants
@@ -223,7 +224,7 @@ def test_seeded_scripts_are_reproducible_and_varied() -> None:
     assert first == list(seeded_scripts(30, seed=4))
     assert first != list(seeded_scripts(30, seed=5))
     kinds = {op.kind for s in first for op in s.ops}
-    assert kinds == set(get_args(reference.OpKind))  # every kind of operation appears
+    assert kinds == set(get_args(OpKind))  # every kind of operation appears
     assert {s.durability for s in first} == {"store", "gateway"}
     assert any(len(m) >= 3 for s in first for m in s.conversations)
 
@@ -253,8 +254,8 @@ def test_msgsim_validate_reports_the_scripts_compared(
     summary = validate_reference(12, seed=1)
     assert summary.passed and summary.sends > 0
     # a simulator that differs makes the command fail and show the script
-    broken = functools.partial(reference.run_simulator, tamper=no_idempotent_accept)
-    monkeypatch.setattr(reference, "run_simulator", broken)
+    broken = functools.partial(run_simulator, tamper=no_idempotent_accept)
+    monkeypatch.setattr(compare, "run_simulator", broken)
     assert main(["validate", "--quiet", "--scripts", "12"]) == 1
     out = capsys.readouterr().out
     assert "simulator vs reference: 12 scripts, " in out and "differs (instant links):" in out
@@ -263,7 +264,7 @@ def test_msgsim_validate_reports_the_scripts_compared(
 
 def test_sim_does_not_import_reference_impl_or_hypothesis_at_import_time() -> None:
     code = (
-        "import sys, sim.validation.reference, sim.cli.main; "
+        "import sys, sim.validation.reference.compare, sim.cli.main; "
         "bad = {'reference_impl', 'hypothesis'} & {m.split('.')[0] for m in sys.modules}; "
         "sys.exit(sorted(bad) or 0)"
     )

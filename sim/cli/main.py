@@ -234,7 +234,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     )
     ok = passed == len(table)
     if args.scripts > 0:
-        from sim.validation.reference import validate_reference
+        from sim.validation.reference.compare import validate_reference
 
         ref = validate_reference(args.scripts, seed=1)
         print(f"\n{ref.line()}")
