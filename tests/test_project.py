@@ -63,3 +63,34 @@ def test_every_default_parameter_has_a_row_in_docs_parameters() -> None:
     text = (ROOT / "docs" / "parameters.md").read_text()
     missing = [path for path in _default_fields(Scenario) if f"`{path}`" not in text]
     assert not missing, f"defaults without a documented source: {missing}"
+
+
+def test_one_version_source_read_by_the_packaging_metadata() -> None:
+    """``sim/_version.py`` is the only place the version is written."""
+    from importlib import metadata
+
+    import sim
+    from sim._version import __version__
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "sim._version.__version__"
+    }
+    assert sim.__version__ == __version__ == metadata.version("msgsim")
+    written = [
+        p.relative_to(ROOT)
+        for p in (ROOT / "sim").rglob("*.py")
+        if re.search(r"^__version__\s*=", p.read_text(), re.M)
+    ]
+    assert written == [Path("sim/_version.py")]
+
+
+def test_license_file_matches_pyproject_and_changelog_names_the_version() -> None:
+    from sim._version import __version__
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT"
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## [{__version__}]" in changelog and "## [Unreleased]" in changelog
