@@ -109,3 +109,11 @@ def test_the_rule_catches_an_upward_import(tmp_path: Path) -> None:
     source = tmp_path / "probe.py"
     source.write_text("def f():\n    from sim.cli.main import main\n    return main\n")
     assert _imports(source) == {"sim.cli.main"}
+
+
+def test_every_layer_folder_is_in_the_rule_and_in_the_contributing_guide() -> None:
+    """A new folder of ``sim/`` must be given a layer here and a row in the guide."""
+    guide = (SIM.parent / "docs" / "contributing.md").read_text()
+    folders = sorted(p.name for p in SIM.iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    assert [f for f in folders if f"sim.{f}" not in LAYERS] == []
+    assert [f for f in folders if f"`sim/{f}/`" not in guide] == []
