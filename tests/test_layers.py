@@ -117,3 +117,13 @@ def test_every_layer_folder_is_in_the_rule_and_in_the_contributing_guide() -> No
     folders = sorted(p.name for p in SIM.iterdir() if p.is_dir() and (p / "__init__.py").exists())
     assert [f for f in folders if f"sim.{f}" not in LAYERS] == []
     assert [f for f in folders if f"`sim/{f}/`" not in guide] == []
+
+
+def test_time_is_read_through_the_kernel() -> None:
+    """Components read ``kernel.now``; SimPy's private clock stays inside the kernel."""
+    readers = [
+        str(p.relative_to(SIM.parent))
+        for p in SIM.rglob("*.py")
+        if "._now" in p.read_text() and p.name != "kernel.py"
+    ]
+    assert readers == []

@@ -15,8 +15,8 @@ import pytest
 
 from sim.core.metrics import Message
 from sim.core.statistics import mean_ci, paired_difference
-from sim.model.clients import Clients
 from sim.model.run import Model, simulate
+from sim.model.timeline import Timeline
 from sim.scenario.loader import load_scenario, with_overrides
 from sim.scenario.schema import Scenario
 
@@ -62,7 +62,7 @@ def test_the_checker_catches_a_client_that_does_not_deduplicate(
     """A broken client (displays whatever arrives, in arrival order) must be caught."""
 
     def careless_receive(
-        self: Clients,
+        self: Timeline,
         user: int,
         batch: list[Any],
         path: int,
@@ -83,7 +83,7 @@ def test_the_checker_catches_a_client_that_does_not_deduplicate(
         store={"write_s": {"dist": "lognormal", "mean": 0.05, "cv": 1.5}, "workers": 64},
     )
     honest = simulate(sc, seed=5, progress=False).summary.iloc[0]
-    monkeypatch.setattr(Clients, "_receive", careless_receive)
+    monkeypatch.setattr(Timeline, "_receive", careless_receive)
     broken = simulate(sc, seed=5, progress=False).summary.iloc[0]
     assert honest["duplicated"] == 0 and honest["reordered"] == 0
     assert broken["duplicated"] > 0 or broken["reordered"] > 0

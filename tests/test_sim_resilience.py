@@ -151,7 +151,7 @@ def test_decorrelated_jitter_chains_stay_within_base_and_cap() -> None:
 
 def test_the_client_keeps_each_messages_previous_delay_for_decorrelated_jitter() -> None:
     sc = scenario({"retry": {"backoff": "decorrelated_jitter", "max_attempts": 5}}, [])
-    clients = Model(sc, 1).clients
+    clients = Model(sc, 1).clients.sending
     for msg_id in range(300):
         msg = Message(msg_id, 0, 0, 0, 0.0, 100, 100, 100)
         previous = clients.base_s

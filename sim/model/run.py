@@ -96,7 +96,6 @@ class Model:
             self.costs,
             self.server,
             self.transport,
-            run.duration_s,
             ack_lost,
         )
         self.faults = FaultInjector(
@@ -340,9 +339,10 @@ class Model:
         kernel = parts[_RELEASED.index("kernel")]
         if kernel is not None:
             kernel._queue.clear()  # pending calls hold components and messages
-        server = parts[_RELEASED.index("server")]
-        if server is not None:
-            parts.extend(server.parts())
+        for name in ("server", "clients"):
+            owner = parts[_RELEASED.index(name)]
+            if owner is not None:
+                parts.extend(owner.parts())
         for part in parts:
             if part is not None:
                 vars(part).clear()
