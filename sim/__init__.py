@@ -28,6 +28,8 @@ Runs and comparisons (replication ``i`` uses seed ``seed + i``):
     compare_runs: the same runs as ``compare``, every ``Result`` kept, by scenario.
     summaries: the summary rows of ``compare_runs``' results, stacked.
     differences: paired differences against a baseline, with intervals.
+    check_outcomes: the delivery checker, from a run's messages and displays.
+    write_report: an HTML report of compared runs, with its figures (loads matplotlib).
 
 Studies:
     sweep: a design (grid, points, Latin hypercube) run with replications, tidy rows.
@@ -36,8 +38,6 @@ Studies:
     capacity: the largest load or smallest size that meets an SLO, by bisection.
     SLO: a service-level objective, e.g. ``SLO.parse("latency_p99<=0.2 and lost==0")``.
     CapacityResult: what ``capacity`` returns: the answer and every value evaluated.
-    check_outcomes: the delivery checker, from a run's messages and displays.
-    write_report: an HTML report of compared runs, with its figures (loads matplotlib).
 
 Namespaces:
     plots: figures of runs and studies (loads matplotlib).
