@@ -200,7 +200,7 @@ def _calibration() -> types.ModuleType:
     CodecCost: one codec's frame envelope, payload factor, encode and decode CPU.
     websocket_header_bytes: a WebSocket frame's header size (RFC 6455), in bytes.
     """
-    from sim.model.costs import websocket_header_bytes
+    from sim.model.transport import websocket_header_bytes
     from sim.scenario.calibration import Calibration, CodecCost, calibration_file, load_calibration
 
     return _namespace(
