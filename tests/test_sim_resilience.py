@@ -1,6 +1,7 @@
 """Defences: retry backoff variants, circuit breaker, bulkhead, load shedding, degradation.
 
-Unit tests drive :mod:`sim.components.resilience` with a bare kernel; end-to-end
+Unit tests drive the defences of ``sim.components`` (``backoff``, ``breaker``,
+``bulkhead``, ``guard``) with a bare kernel; end-to-end
 tests run small scenarios through the whole simulator and compare designs with
 paired replications (common random numbers) and confidence intervals.
 """
@@ -13,15 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.components.resilience import (
-    CLOSED,
-    HALF_OPEN,
-    OPEN,
-    Bulkhead,
-    CircuitBreaker,
-    Guard,
-    backoff_s,
-)
+from sim.components.backoff import backoff_s
+from sim.components.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from sim.components.bulkhead import Bulkhead
+from sim.components.guard import Guard
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
 from sim.core.statistics import mean_ci

@@ -16,10 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from sim.components.auth import AuthServer
 from sim.components.balancer import Balancer
-from sim.components.resilience import Defences
-from sim.components.security import AuthServer, Detector, Introspection, TokenBuckets, TokenClock
+from sim.components.defences import Defences
+from sim.components.detector import Detector
+from sim.components.introspection import Introspection
+from sim.components.ratelimit import TokenBuckets
 from sim.components.station import Station
+from sim.components.tokens import TokenClock
 from sim.core.kernel import Kernel
 from sim.core.metrics import Recorder
 from sim.model.costs import Costs

@@ -21,12 +21,14 @@ interface of :mod:`sim.model.protocol`.
 
 from __future__ import annotations
 
+from sim.components.auth import AuthServer
 from sim.components.balancer import Balancer
+from sim.components.defences import Defences
 from sim.components.inbox import Inbox
-from sim.components.resilience import Defences
-from sim.components.security import AuthServer, Introspection, TokenClock
+from sim.components.introspection import Introspection
 from sim.components.station import Station
 from sim.components.systems import build_broker, build_store
+from sim.components.tokens import TokenClock
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message, Recorder
 from sim.model.costs import Costs
