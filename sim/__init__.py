@@ -161,15 +161,8 @@ def _theory() -> types.ModuleType:
     standard_cases: the cases ``msgsim validate`` runs, each with its closed form.
     validate: every standard case replicated; a row per check, with pass or fail.
     """
-    from sim.validation.queueing import (
-        erlang_c,
-        jackson_network,
-        jackson_tandem,
-        md1,
-        mg1,
-        mm1,
-        mmc,
-    )
+    from sim.validation.jackson import jackson_network, jackson_tandem
+    from sim.validation.queueing import erlang_c, md1, mg1, mm1, mmc
     from sim.validation.theory import queue_scenario, standard_cases, validate_theory
 
     return _namespace(

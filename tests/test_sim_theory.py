@@ -1,4 +1,5 @@
-"""Tests of :mod:`sim.validation.queueing`, the exact results the simulator is validated against.
+"""Tests of :mod:`sim.validation.queueing` and :mod:`sim.validation.jackson`, the exact
+results the simulator is validated against.
 
 Reference values come from published tables or hand calculation; the models are
 cross-checked against each other (each is computed from its own formula), and
@@ -17,17 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.validation.queueing import (
-    MMcMetrics,
-    QueueMetrics,
-    erlang_c,
-    jackson_network,
-    jackson_tandem,
-    md1,
-    mg1,
-    mm1,
-    mmc,
-)
+from sim.validation.jackson import jackson_network, jackson_tandem
+from sim.validation.queueing import MMcMetrics, QueueMetrics, erlang_c, md1, mg1, mm1, mmc
 
 # Utilisations strictly inside (0, 1), away from 1 where means blow up.
 utilisations = st.floats(min_value=0.01, max_value=0.98)

@@ -9,7 +9,7 @@ distribution, and its mean wait and probability of waiting are compared with
 :mod:`sim.validation.queueing` through a confidence interval over independent replications.
 The Jackson case makes gateway, message service and store three exponential
 stations in tandem and compares the sender's mean ack latency, which is then
-exactly the sojourn time through the tandem.
+exactly the sojourn time through the tandem (:mod:`sim.validation.jackson`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sim.model.result import Result
 from sim.model.run import simulate
 from sim.scenario.loader import load_scenario
 from sim.scenario.schema import Scenario
-from sim.validation import queueing
+from sim.validation import jackson, queueing
 
 #: users in every validation scenario; each sends at rate / USERS
 USERS = 200
@@ -181,7 +181,7 @@ def standard_cases(scale: float = 1.0) -> list[Case]:
     sc = queue_scenario(
         70.0, 0, 1, d, w, tandem=tandem, name="Jackson tandem gateway-service-store"
     )
-    net = queueing.jackson_tandem(70.0, [(100.0, 1), (250.0, 2), (200.0, 1)])
+    net = jackson.jackson_tandem(70.0, [(100.0, 1), (250.0, 2), (200.0, 1)])
     cases.append(Case(sc.name, "mean_sojourn_s", sc, mean_ack_latency, net.mean_sojourn_s))
     return cases
 
