@@ -68,8 +68,9 @@ from sim.model.checker import check as check_outcomes
 from sim.model.result import Result
 from sim.scenario.loader import ScenarioError, list_presets, load_scenario, parse_assignment
 from sim.scenario.schema import Scenario
-from sim.studies.capacity import SLO, CapacityResult, capacity
+from sim.studies.capacity import CapacityResult, capacity
 from sim.studies.experiment import compare, compare_runs, differences, replicate, run, summaries
+from sim.studies.slo import SLO
 from sim.studies.sweep import run_sweep, sweep
 from sim.studies.sweep_spec import load_sweep
 

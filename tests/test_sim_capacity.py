@@ -1,5 +1,5 @@
-"""Tests of sim.capacity: SLO parsing, the conservative verdict, bisection, and searches
-whose right answer is known from queueing theory.
+"""Tests of sim.studies.slo and sim.studies.capacity: SLO parsing, the conservative verdict,
+bisection, and searches whose right answer is known from queueing theory.
 
 The simulated searches use :func:`sim.validation.theory.queue_scenario`: the message
 service is an M/M/c queue (Poisson arrivals, exponential 10 ms service, every other
@@ -23,18 +23,8 @@ from hypothesis import strategies as st
 from sim.cli.capacity import add_capacity_command
 from sim.scenario.loader import ScenarioError
 from sim.scenario.schema import Scenario
-from sim.studies.capacity import (
-    SLO,
-    SLO_METRICS,
-    Condition,
-    Mode,
-    Operator,
-    Status,
-    bisect,
-    capacity,
-    dimension_label,
-    format_value,
-)
+from sim.studies.capacity import Mode, Status, bisect, capacity, dimension_label, format_value
+from sim.studies.slo import SLO, SLO_METRICS, Condition, Operator
 from sim.validation import queueing
 from sim.validation.theory import USERS, queue_scenario
 

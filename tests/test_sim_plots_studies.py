@@ -22,7 +22,8 @@ from sim.output.study_plots import (
     latency_vs_throughput,
     sweep_heatmap,
 )
-from sim.studies.capacity import SLO, CapacityResult, Mode, Status
+from sim.studies.capacity import CapacityResult, Mode, Status
+from sim.studies.slo import SLO
 
 THRESHOLD_S = 0.2
 

@@ -60,7 +60,8 @@ def format_point(point: CapacityPoint, dimension: str) -> str:
 def cmd_capacity(args: argparse.Namespace) -> int:
     """Run the search; exit code 0 when some value in range meets the SLO, else 1."""
     from sim.scenario.loader import load_scenario
-    from sim.studies.capacity import SLO, Mode, capacity, format_value
+    from sim.studies.capacity import Mode, capacity, format_value
+    from sim.studies.slo import SLO
 
     slo = SLO.parse(args.slo)
     overrides = dict(parse_assignment(p) for p in args.set or ())

@@ -62,7 +62,7 @@ def capacity_curve(
     """A constrained metric against the searched dimension, with the SLO and the answer.
 
     The search judges a value by the confidence interval of its mean, not the
-    mean alone (see :mod:`sim.capacity`), so the interval is drawn as a band: a
+    mean alone (see :mod:`sim.studies.slo`), so the interval is drawn as a band: a
     value whose band crosses the threshold fails even if its mean does not.
 
     Args:
