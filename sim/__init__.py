@@ -99,16 +99,9 @@ def _plots() -> types.ModuleType:
     sweep_heatmap: the mean of a metric over a grid of two swept parameters.
     capacity_curve: a capacity search: the metric, its band, the SLO and the answer.
     """
-    from sim.output.plots import (
-        PALETTE,
-        LatencyKind,
-        compare_bars,
-        latency_cdf,
-        metric_label,
-        timeline,
-        timeline_metrics,
-    )
+    from sim.output.plots import PALETTE, LatencyKind, compare_bars, latency_cdf, metric_label
     from sim.output.study_plots import capacity_curve, latency_vs_throughput, sweep_heatmap
+    from sim.output.timeline import timeline, timeline_metrics
 
     return _namespace(
         "plots",

@@ -1,4 +1,5 @@
-"""Tests of sim.output.plots and sim.output.report on small synthetic results."""
+"""Tests of sim.output.plots, sim.output.timeline and sim.output.report on small synthetic
+results."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from matplotlib.figure import Figure
 
 from sim.core.statistics import summarize
 from sim.model.result import SUMMARY_COLUMNS, Result
-from sim.output.plots import compare_bars, latency_cdf, latency_values, metric_label, timeline
+from sim.output.plots import compare_bars, latency_cdf, latency_values, metric_label
 from sim.output.report import write_report
+from sim.output.timeline import timeline
 
 MakeResult = Callable[..., Result]
 
