@@ -106,6 +106,41 @@ class Balancer:
     contains only unhealthy registered targets, the load balancer routes requests
     to all those targets, regardless of their health status" (Elastic Load
     Balancing user guide, "Health checks for your target groups").
+
+    **Extension points.** A new policy plugs in at five places, all in this
+    class except the first:
+
+    1. *Its name and settings:* a member of
+       :class:`~sim.scenario.schema.BalancerPolicy` and any fields it needs in
+       :class:`~sim.scenario.schema.LoadBalancer` (as ``hash_points``), in
+       ``sim/scenario/schema.py``; documented in ``docs/parameters.md`` and in
+       the policy table of ``docs/components.md``.
+    2. *Its number:* a small int after ``_POWER_OF_TWO`` and an entry in
+       ``_KIND``. Every pick compares ``self._kind`` with these ints, which is
+       cheaper than comparing enum members.
+    3. *Its state,* built in ``__init__`` only when ``self._kind`` is the new
+       policy (as the ring of consistent hashing). Random numbers come from a
+       stream of the balancer's own (``balancer.{name}``, drawn in blocks with
+       :class:`~sim.core.distributions.BlockDraws`), so that the draws of every
+       other stream stay as they were.
+    4. *Its picks:* a branch in :meth:`pick_connection` (a long-lived
+       connection: the counts in ``connections``) and one in
+       :meth:`pick_request` (one request: jobs in service plus queued,
+       ``busy + len(queue)``), tested after the other policies' branches, just
+       before the fall-through to least connections, so that the policies
+       before it pay nothing for it. It picks only instances in
+       rotation: ``_active`` (their indices) or ``_routable[i]``, both of which
+       already fail open; ``_all`` says every instance is routable, the fast
+       path. It returns ``None`` only when the tier has no instance.
+    5. *Its cursor,* if it keeps one: :meth:`skip` advances it past the users
+       online at time 0, whom ``sim.model.run`` places on the gateways in turn,
+       outside the balancer, adding them to ``connections``.
+
+    Health is decided in ``_check`` (an active probe of ``Station.up``); another
+    way of judging instances (passive outlier detection, say) takes them out
+    of and back into rotation through ``_eject`` and ``_readmit``, which keep
+    the routing state and ``ejections`` (reported in ``Result.faults`` by
+    ``sim.model.faults``) consistent.
     """
 
     def __init__(

@@ -26,6 +26,41 @@ class Station:
     """One instance of a tier: ``workers`` identical servers sharing one FIFO queue.
 
     Subclasses are not expected; a tier is a list of stations plus a balancer.
+
+    **Extension points.** New behaviour is built on the station from outside,
+    through four surfaces:
+
+    * *Work.* Anything that needs a worker of an instance is a job:
+      ``submit(cost_s, fn, arg)``, with the service time in seconds drawn by the
+      caller (the message path's samplers are in ``sim.model.costs``) and
+      ``fn(arg)`` called when the job is done. A new kind of request, or a new
+      tier made of instances (as the authorization server,
+      :class:`sim.components.auth.AuthServer`, and the nodes of a store or
+      broker, :class:`sim.components.durable.Cluster`, are), needs no change
+      here; its stations join the model's list of stations, which the sampler
+      and the readout walk.
+    * *Faults.* :meth:`crash` (the jobs queued and in service are lost, and
+      ``epoch`` moves on), :meth:`recover`, :meth:`pause` and ``factor`` (service
+      times multiplied: a slow node) are what the fault kinds
+      (``sim.model.fault_kinds``) do to an instance; a new kind of fault on an
+      instance is written in terms of them. Work a
+      caller keeps outside the station (a consumer's poll loop) compares
+      ``epoch`` before and after to notice a crash in between, and ``up`` says
+      whether a job submitted now would be dropped.
+    * *Load.* Balancers read ``busy`` and ``queue`` (least outstanding, power
+      of two choices) and ``up`` (health checks); :attr:`outstanding` is their
+      sum.
+    * *Statistics.* The run's sampler reads :meth:`integrals` each interval;
+      the readout reads ``measured``, ``waited``, ``wait_sum_s``,
+      ``service_sum_s`` and ``max_queue`` (the per-station frame that the
+      queueing-theory validation compares with exact results), and
+      ``Server.counters()`` sums ``dropped``. A new statistic is a slot, kept up
+      to date in :meth:`submit` and ``_finish``.
+
+    The queue discipline is not an extension point: FIFO order is written into
+    :meth:`submit`, ``_finish`` and ``_resume``, which run for every job of
+    every tier, with the accounting inlined and every attribute in
+    ``__slots__``; anything added there is paid once per job.
     """
 
     __slots__ = (
