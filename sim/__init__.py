@@ -101,7 +101,7 @@ def _plots() -> types.ModuleType:
     """
     from sim.output.plots import PALETTE, LatencyKind, compare_bars, latency_cdf, metric_label
     from sim.output.study_plots import capacity_curve, latency_vs_throughput, sweep_heatmap
-    from sim.output.timeline import timeline, timeline_metrics
+    from sim.output.timeline_plot import timeline, timeline_metrics
 
     return _namespace(
         "plots",

@@ -129,7 +129,7 @@ def test_the_timeline_of_a_fault_run_shows_errors_the_window_and_the_reactions()
     from matplotlib.collections import PolyCollection
     from matplotlib.lines import Line2D
 
-    from sim.output.timeline import timeline, timeline_metrics
+    from sim.output.timeline_plot import timeline, timeline_metrics
 
     sc = scenario(GATEWAY_CRASH, **{"architecture.load_balancer.health_check.enabled": True})
     res = simulate(sc, seed=1, progress=False)

@@ -1,4 +1,4 @@
-"""Tests of sim.output.plots, sim.output.timeline and sim.output.report on small synthetic
+"""Tests of sim.output.plots, sim.output.timeline_plot and sim.output.report on small synthetic
 results."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sim.core.statistics import summarize
 from sim.model.result import SUMMARY_COLUMNS, Result
 from sim.output.plots import compare_bars, latency_cdf, latency_values, metric_label
 from sim.output.report import write_report
-from sim.output.timeline import timeline
+from sim.output.timeline_plot import timeline
 
 MakeResult = Callable[..., Result]
 

@@ -149,7 +149,7 @@ class Outbox:
         self.after(self._backoff_s(msg), self._retry, msg)
 
     def _backoff_s(self, msg: Message) -> float:
-        """Delay before the next attempt of ``msg``: :func:`sim.components.resilience.backoff_s`
+        """Delay before the next attempt of ``msg``: :func:`sim.components.backoff.backoff_s`
         (AWS Architecture Blog, "Exponential Backoff and Jitter", 2015)."""
         if self.backoff is not Backoff.DECORRELATED_JITTER:
             return backoff_s(

@@ -132,7 +132,7 @@ class Server:
         self.issues_tokens = self.auth_server is not None
         self.inbox = Inbox(scenario, kernel, hop)
         self.stations.extend(self.auth_stations)
-        #: circuit breakers, bulkheads, load shedding, degradation (sim.components.resilience)
+        #: circuit breakers, bulkheads, load shedding, degradation (sim.components.defences)
         self.defences = Defences(
             arch.resilience,
             kernel,

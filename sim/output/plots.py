@@ -6,7 +6,7 @@ headless CI alike without a display or a shared figure registry. Each function
 returns the figure and accepts axes to draw into, so callers can compose them.
 Times are seconds on every axis, sizes bytes, rates per second. These rules, the
 palette and the axis labels with units (:func:`metric_label`) hold for the
-other figures too (:mod:`sim.output.timeline`, :mod:`sim.output.study_plots`).
+other figures too (:mod:`sim.output.timeline_plot`, :mod:`sim.output.study_plots`).
 """
 
 from __future__ import annotations

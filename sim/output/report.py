@@ -26,7 +26,7 @@ from sim._version import __version__
 from sim.core.statistics import summarize
 from sim.model.result import Result
 from sim.output.plots import LatencyKind, compare_bars, latency_cdf, latency_values
-from sim.output.timeline import timeline
+from sim.output.timeline_plot import timeline
 
 #: Metrics compared side by side in bar charts.
 COMPARED_METRICS: tuple[str, ...] = ("latency_p99", "bytes_per_s", "cost")
