@@ -21,7 +21,7 @@ from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
 from sim.core.statistics import mean_ci, paired_difference
-from sim.scenario.schema import Broker
+from sim.scenario.broker import Broker
 
 HOP_S = 0.00025  # one-way internal hop: 0.5 ms RTT inside one zone
 

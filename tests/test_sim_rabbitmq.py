@@ -18,7 +18,7 @@ from sim.components.station import Station
 from sim.core.distributions import BlockDraws
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.schema import Broker
+from sim.scenario.broker import Broker
 
 HOP_S = 0.0005
 

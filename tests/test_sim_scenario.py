@@ -9,8 +9,9 @@ import pytest
 
 import sim
 from sim.cli.main import main
+from sim.scenario.architecture import TransportKind
 from sim.scenario.loader import ScenarioError, apply_overrides, load_scenario, parse_assignment
-from sim.scenario.schema import Scenario, TransportKind
+from sim.scenario.schema import Scenario
 
 FOUNDATION = (
     "http_polling_monolith",

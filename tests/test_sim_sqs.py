@@ -19,7 +19,7 @@ from sim.core.distributions import BlockDraws
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
 from sim.core.statistics import mean_ci
-from sim.scenario.schema import Broker
+from sim.scenario.broker import Broker
 
 
 class Bench:

@@ -25,7 +25,7 @@ from sim.core.distributions import lognormal
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
 from sim.core.statistics import mean_ci
-from sim.scenario.schema import Consistency, Store
+from sim.scenario.store import Consistency, Store
 
 # --------------------------------------------------------------------------- helpers
 

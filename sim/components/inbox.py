@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sim.core.kernel import Kernel
-from sim.scenario.schema import InboxKind, Scenario
+from sim.scenario.architecture import InboxKind
+from sim.scenario.schema import Scenario
 
 #: ReceiveMessage returns at most 10 messages (Amazon SQS API Reference)
 SQS_RECEIVE_BATCH = 10

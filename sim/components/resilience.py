@@ -33,8 +33,8 @@ from typing import Any
 
 from sim.core.kernel import Kernel, Timeouts
 from sim.core.metrics import Message
-from sim.scenario.schema import Backoff, BreakerWindow, DegradationPolicy, Resilience
-from sim.scenario.schema import CircuitBreaker as BreakerSpec
+from sim.scenario.resilience import Backoff, BreakerWindow, DegradationPolicy, Resilience
+from sim.scenario.resilience import CircuitBreaker as BreakerSpec
 
 CLOSED = "closed"
 HALF_OPEN = "half_open"

@@ -16,7 +16,9 @@ from sim.components.durable import BrokerModel, SingleStore, StoreModel
 from sim.components.station import Station
 from sim.components.stores.replicated import CassandraStore, DynamoDbStore, MongoDbStore
 from sim.core.kernel import Kernel
-from sim.scenario.schema import BrokerKind, Scenario, StoreKind
+from sim.scenario.broker import BrokerKind
+from sim.scenario.schema import Scenario
+from sim.scenario.store import StoreKind
 
 
 def build_store(

@@ -26,7 +26,9 @@ from sim.core.kernel import Kernel, Timeouts
 from sim.core.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
 from sim.model.costs import Costs, websocket_header_bytes
 from sim.model.server import SendCtx, Server
-from sim.scenario.schema import Backoff, Scenario, TransportKind
+from sim.scenario.architecture import TransportKind
+from sim.scenario.resilience import Backoff
+from sim.scenario.schema import Scenario
 from sim.workload.population import Conversations
 
 OFFLINE, CONNECTING, CONNECTED = 0, 1, 2

@@ -11,16 +11,11 @@ from __future__ import annotations
 
 from sim.core.distributions import Constant, Sampler, _Dist, lognormal
 from sim.core.kernel import Streams
+from sim.scenario.architecture import Style, TransportKind
 from sim.scenario.calibration import Calibration
-from sim.scenario.schema import (
-    AuthKind,
-    EncryptionKind,
-    GroupScheme,
-    Scenario,
-    Style,
-    Tier,
-    TransportKind,
-)
+from sim.scenario.schema import Scenario
+from sim.scenario.security import AuthKind, EncryptionKind, GroupScheme
+from sim.scenario.tier import Tier
 
 #: TCP handshake (1 RTT) + TLS 1.3 full handshake (1 RTT, RFC 8446 §2) before the first request.
 HTTP_CONNECT_RTTS = 2.0

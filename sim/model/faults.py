@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sim.model.fault_guards import partition_pairs
-from sim.scenario.schema import Fault, FaultKind
+from sim.scenario.faults import Fault, FaultKind
 
 if TYPE_CHECKING:
     from sim.components.station import Station

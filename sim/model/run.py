@@ -26,8 +26,9 @@ from sim.model.costs import Costs
 from sim.model.faults import FaultInjector
 from sim.model.result import Result
 from sim.model.server import SendCtx, Server
+from sim.scenario.architecture import TransportKind
 from sim.scenario.calibration import load_calibration
-from sim.scenario.schema import Scenario, TransportKind
+from sim.scenario.schema import Scenario
 from sim.workload.attack import AttackTraffic
 from sim.workload.population import Conversations, Sessions, build_conversations
 from sim.workload.traffic import Traffic

@@ -37,15 +37,10 @@ from sim.core.kernel import Kernel, Timeouts
 from sim.core.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
 from sim.model.costs import Costs
 from sim.model.fault_guards import GuardedBroker, NetState, guard_broker, guard_store
-from sim.scenario.schema import (
-    AckAfter,
-    AuthKind,
-    FaultKind,
-    InboxKind,
-    RateLimitKind,
-    Scenario,
-    TransportKind,
-)
+from sim.scenario.architecture import AckAfter, InboxKind, TransportKind
+from sim.scenario.faults import FaultKind
+from sim.scenario.schema import Scenario
+from sim.scenario.security import AuthKind, RateLimitKind
 from sim.workload.population import Conversations
 
 if TYPE_CHECKING:

@@ -72,7 +72,7 @@ from sim.components.durable import BrokerModel, Done
 from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.schema import Broker, KafkaAcks
+from sim.scenario.broker import Broker, KafkaAcks
 
 #: ``replica.lag.time.max.ms`` (30 s since Kafka 2.5, KIP-537): a follower that
 #: has not caught up for this long leaves the ISR

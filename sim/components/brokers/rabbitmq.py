@@ -56,7 +56,7 @@ from sim.components.durable import BrokerModel, Done
 from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.schema import Broker, QueueType
+from sim.scenario.broker import Broker, QueueType
 
 #: RabbitMQ's default heartbeat timeout (``heartbeat`` = 60 s): a peer silent this long is dead
 HEARTBEAT_TIMEOUT_S = 60.0

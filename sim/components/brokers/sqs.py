@@ -57,7 +57,7 @@ from sim.components.station import Station
 from sim.core.distributions import BlockDraws
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.schema import Broker, BrokerKind
+from sim.scenario.broker import Broker, BrokerKind
 
 #: ReceiveMessage WaitTimeSeconds: the longest long poll SQS allows
 LONG_POLL_S = 20.0

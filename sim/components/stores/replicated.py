@@ -39,7 +39,7 @@ from sim.components.durable import Done, StoreModel
 from sim.core.distributions import BlockDraws, Sampler
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.schema import Consistency, Store, WriteConcern
+from sim.scenario.store import Consistency, Store, WriteConcern
 
 _MASK64 = (1 << 64) - 1
 
