@@ -14,13 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.components.stores.replicated import (
-    CassandraStore,
-    DynamoDbStore,
-    MongoDbStore,
-    consistency_count,
-    stable_hash,
-)
+from sim.components.stores.cassandra import CassandraStore
+from sim.components.stores.dynamodb import DynamoDbStore
+from sim.components.stores.mongodb import MongoDbStore
+from sim.components.stores.placement import consistency_count, stable_hash
 from sim.core.distributions import lognormal
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message

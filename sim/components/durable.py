@@ -1,4 +1,4 @@
-"""What makes a message durable: the interface of stores and brokers, and the single-node store.
+"""What makes a message durable: the interface of stores and brokers.
 
 The message service hands an accepted message to the *durability path*:
 
@@ -30,7 +30,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sim.components.station import Station
-from sim.core.distributions import Sampler
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
 
@@ -155,54 +154,11 @@ class BrokerModel(Cluster):
         return 0
 
 
-class SingleStore(StoreModel):
-    """One database node: a write is durable when the node has written it.
-
-    While the node is down every write and read fails at once (connection
-    refused); what the node had acknowledged survives (it was on its disk).
-    """
-
-    def __init__(
-        self,
-        kernel: Kernel,
-        workers: int,
-        measure_from_s: float,
-        hop: Callable[[], float],
-        write_s: Sampler,
-        read_s: Sampler,
-    ) -> None:
-        super().__init__(kernel, "store", 1, workers, measure_from_s, hop)
-        self.write_s = write_s
-        self.read_s = read_s
-        self.node = self.stations[0]
-        self.refused = 0
-
-    def write(self, msg: Message, ok: Done, error: Done) -> None:
-        if not self.node.up:
-            self.refused += 1
-            error(msg)
-            return
-        self.node.submit(self.write_s(), ok, msg)
-
-    def read(
-        self, key: int, ok: Callable[[Any], None], error: Callable[[Any], None], arg: Any
-    ) -> None:
-        if not self.node.up:
-            self.refused += 1
-            error(arg)
-            return
-        self.node.submit(self.read_s(), ok, arg)
-
-    def counters(self) -> dict[str, float]:
-        return {"store_refused": float(self.refused)}
-
-
 __all__ = [
     "BrokerModel",
     "Cluster",
     "Consume",
     "Done",
     "Lost",
-    "SingleStore",
     "StoreModel",
 ]

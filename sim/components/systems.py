@@ -12,9 +12,12 @@ from collections.abc import Callable, Sequence
 from sim.components.brokers.kafka import KafkaBroker
 from sim.components.brokers.rabbitmq import RabbitMqBroker
 from sim.components.brokers.sqs import SqsQueue
-from sim.components.durable import BrokerModel, SingleStore, StoreModel
+from sim.components.durable import BrokerModel, StoreModel
 from sim.components.station import Station
-from sim.components.stores.replicated import CassandraStore, DynamoDbStore, MongoDbStore
+from sim.components.stores.cassandra import CassandraStore
+from sim.components.stores.dynamodb import DynamoDbStore
+from sim.components.stores.mongodb import MongoDbStore
+from sim.components.stores.single import SingleStore
 from sim.core.kernel import Kernel
 from sim.scenario.broker import BrokerKind
 from sim.scenario.schema import Scenario
@@ -26,10 +29,7 @@ def build_store(
 ) -> StoreModel:
     spec = scenario.architecture.store
     if spec.kind is StoreKind.SINGLE:
-        streams = kernel.streams
-        write_s = spec.write_s.sampler(streams.generator("store.write"))
-        read_s = spec.read_s.sampler(streams.generator("store.read"))
-        return SingleStore(kernel, spec.workers, measure_from_s, hop, write_s, read_s)
+        return SingleStore(spec, kernel, hop, measure_from_s)
     if spec.kind is StoreKind.CASSANDRA:
         return CassandraStore(spec, kernel, hop, measure_from_s)
     if spec.kind is StoreKind.DYNAMODB:
