@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.components.brokers.rabbitmq import HEARTBEAT_TIMEOUT_S, RabbitMqBroker
+from sim.components.brokers.rabbitmq import RabbitMqBroker
+from sim.components.brokers.rabbitmq_consumers import HEARTBEAT_TIMEOUT_S
 from sim.components.durable import Done
 from sim.components.station import Station
 from sim.core.distributions import BlockDraws

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from sim.components.brokers.sqs import LONG_POLL_S, SqsQueue
+from sim.components.brokers.sqs import SqsQueue
+from sim.components.brokers.sqs_delivery import LONG_POLL_S
 from sim.components.durable import Done
 from sim.components.station import Station
 from sim.core.distributions import BlockDraws
