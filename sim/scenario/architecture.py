@@ -9,15 +9,16 @@ broker (:mod:`sim.scenario.broker`), the store (:mod:`sim.scenario.store`) and r
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field, model_validator
 
 from sim.core.distributions import Constant, Distribution, lognormal
-from sim.scenario.broker import Broker, BrokerKind
+from sim.scenario.broker import Broker, BrokerKind, NoBroker
 from sim.scenario.resilience import Resilience
 from sim.scenario.section import Section
 from sim.scenario.security import Auth, Encryption, Monitoring, RateLimit
-from sim.scenario.store import Store
+from sim.scenario.store import SingleStoreConfig, Store, StoreKind
 from sim.scenario.tier import Tier
 
 
@@ -118,8 +119,8 @@ class Architecture(Section):
     encryption: Encryption = Encryption()
     service: Tier = Tier()
     ack_after: AckAfter = AckAfter.STORE
-    broker: Broker = Broker()
-    store: Store = Store()
+    broker: Broker = NoBroker()
+    store: Store = SingleStoreConfig()
     offline: Offline = Offline()
     resilience: Resilience = Resilience()
     monitoring: Monitoring = Monitoring()
@@ -129,6 +130,18 @@ class Architecture(Section):
         ge=1,
         description="availability zones; instance or node i of every tier is in zone i mod zones",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kinds(cls, data: Any) -> Any:
+        """A broker or store section that names no ``kind`` has the default one (none,
+        single), as it had when one class held the fields of every kind."""
+        if isinstance(data, dict):
+            for section, kind in (("broker", BrokerKind.NONE), ("store", StoreKind.SINGLE)):
+                value = data.get(section)
+                if isinstance(value, dict) and "kind" not in value:
+                    data = {**data, section: {"kind": kind.value, **value}}
+        return data
 
     @model_validator(mode="after")
     def _ack_point_exists(self) -> Architecture:

@@ -10,7 +10,8 @@ Each section has its own module: :mod:`sim.scenario.architecture` (with
 :mod:`~sim.scenario.broker`, :mod:`~sim.scenario.store` and
 :mod:`~sim.scenario.resilience`), :mod:`sim.scenario.workload`,
 :mod:`sim.scenario.faults` and :mod:`sim.scenario.run`; this one holds the
-checks that need more than one section.
+checks that need more than one section, and finds the section a dotted path
+leads to (for overrides and error messages).
 
 Times are seconds, sizes bytes, rates per second; field names say so. Each
 default's source is given in ``docs/parameters.md``.
@@ -18,13 +19,14 @@ default's source is given in ``docs/parameters.md``.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, get_args
 
-from pydantic import model_validator
+from pydantic import BaseModel, model_validator
+from pydantic.fields import FieldInfo
 
 from sim.core.distributions import Distribution
 from sim.scenario.architecture import Architecture, Style
-from sim.scenario.broker import Broker, BrokerKind
 from sim.scenario.faults import Fault, FaultKind
 from sim.scenario.run import Run
 from sim.scenario.section import Section
@@ -50,7 +52,7 @@ class Scenario(Section):
             if arch.style is Style.MONOLITH
             else arch.service.instances,
             "store": arch.store.nodes,
-            "broker": 0 if arch.broker.kind is BrokerKind.NONE else _broker_nodes(arch.broker),
+            "broker": arch.broker.nodes,
         }
         for i, fault in enumerate(self.faults):
             target = fault.target
@@ -110,9 +112,37 @@ def _zero(dist: Distribution | None) -> bool:
     return dist is not None and dist.is_zero
 
 
-def _broker_nodes(broker: Broker) -> int:
-    """Nodes a fault can target: SQS is a managed service, seen as one endpoint."""
-    return 1 if broker.kind in (BrokerKind.SQS, BrokerKind.SQS_FIFO) else broker.nodes
+def section_kinds(field: FieldInfo) -> dict[str, type[BaseModel]] | None:
+    """The classes of a section that is one class per ``kind`` (broker, store), by kind."""
+    if field.discriminator != "kind":
+        return None
+    return {
+        str(member.model_fields["kind"].default): member for member in get_args(field.annotation)
+    }
+
+
+def field_model(field: FieldInfo) -> type[BaseModel] | None:
+    """The section a field holds (None: a value, a list, a distribution, or a section of
+    one class per kind, see :func:`section_kinds`)."""
+    annotation = field.annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def kinds_at(path: Sequence[str]) -> tuple[dict[str, type[BaseModel]], str] | None:
+    """The classes by kind, and the default kind, of the section at ``path``, if it is
+    one class per kind."""
+    model: type[BaseModel] | None = Scenario
+    for i, part in enumerate(path):
+        if model is None or part not in model.model_fields:
+            return None
+        field = model.model_fields[part]
+        if i == len(path) - 1:
+            kinds = section_kinds(field)
+            return None if kinds is None else (kinds, str(field.default.kind))
+        model = field_model(field)
+    return None
 
 
 def json_schema() -> dict[str, Any]:
@@ -123,4 +153,4 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-__all__ = ["Scenario", "json_schema"]
+__all__ = ["Scenario", "field_model", "json_schema", "kinds_at", "section_kinds"]

@@ -1,8 +1,21 @@
-"""The store section: the message store that makes messages durable."""
+"""The store section: the message store, the durability point and the inbox of offline users.
+
+``architecture.store`` is one class per kind, told apart by ``kind`` (the
+discriminated union :data:`Store`): :class:`SingleStoreConfig`,
+:class:`CassandraConfig`, :class:`DynamoDbConfig` and :class:`MongoDbConfig`.
+Each has only the fields its system has, so a field of another kind
+(``write_concern`` on a Cassandra store) is refused when the scenario is
+loaded. A section without ``kind`` has the default kind, ``single``.
+
+A new store kind is a value of :class:`StoreKind`, a class here (deriving from
+:class:`StoreConfig`, its ``kind`` a ``Literal`` of the new value) added to
+:data:`Store`, and its builder in ``sim/components/systems.py``.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -28,43 +41,49 @@ class WriteConcern(StrEnum):
     MAJORITY = "majority"
 
 
-class Store(Section):
-    """The message store: the durability point and the inbox of offline users.
+class StoreConfig(Section):
+    """What every store section has: its kind, its service times, the service's patience."""
 
-    Fields apply to the kinds named in their description; the others ignore them.
-    """
-
-    kind: StoreKind = StoreKind.SINGLE
-    nodes: int = Field(default=1, ge=1, description="single: 1; cassandra, mongodb: nodes")
-    workers: int = Field(default=8, ge=1, description="writes and reads served at once per node")
+    kind: StoreKind
     write_s: Distribution = Field(default=lognormal(0.002, 1.0))
     read_s: Distribution = Field(default=lognormal(0.001, 1.0))
-    replication_factor: int = Field(default=3, ge=1, description="cassandra")
-    write_consistency: Consistency = Field(default=Consistency.QUORUM, description="cassandra")
-    read_consistency: Consistency = Field(default=Consistency.QUORUM, description="cassandra")
-    hinted_handoff: bool = Field(default=True, description="cassandra")
-    max_hint_window_s: float = Field(default=10_800.0, ge=0, description="cassandra")
     request_timeout_s: float = Field(
         default=2.0, gt=0, description="the message service gives up on a store request after this"
     )
-    write_concern: WriteConcern = Field(default=WriteConcern.MAJORITY, description="mongodb")
-    election_timeout_s: float = Field(default=10.0, gt=0, description="mongodb")
-    partitions: int = Field(default=4, ge=1, description="dynamodb: physical partitions")
-    write_units_per_partition: float = Field(default=1000.0, gt=0, description="dynamodb")
-    read_units_per_partition: float = Field(default=3000.0, gt=0, description="dynamodb")
-    consistent_reads: bool = Field(default=True, description="dynamodb: strongly consistent")
-    sdk_max_retries: int = Field(
-        default=10, ge=0, description="dynamodb: retries of a throttled request"
-    )
+
+
+class SingleStoreConfig(StoreConfig):
+    """One database node."""
+
+    kind: Literal[StoreKind.SINGLE] = StoreKind.SINGLE
+    workers: int = Field(default=8, ge=1, description="writes and reads served at once")
+
+    @property
+    def nodes(self) -> int:
+        """Store nodes a fault can name (``store.N``): the one node."""
+        return 1
+
+
+class StoreClusterConfig(StoreConfig):
+    """A store of ``nodes`` nodes that the operator runs: Cassandra or MongoDB."""
+
+    nodes: int = Field(default=1, ge=1)
+    workers: int = Field(default=8, ge=1, description="writes and reads served at once per node")
+
+
+class CassandraConfig(StoreClusterConfig):
+    """Apache Cassandra: a token ring, ``replication_factor`` replicas, tunable consistency."""
+
+    kind: Literal[StoreKind.CASSANDRA] = StoreKind.CASSANDRA
+    replication_factor: int = Field(default=3, ge=1)
+    write_consistency: Consistency = Field(default=Consistency.QUORUM)
+    read_consistency: Consistency = Field(default=Consistency.QUORUM)
+    hinted_handoff: bool = Field(default=True)
+    max_hint_window_s: float = Field(default=10_800.0, ge=0)
 
     @model_validator(mode="after")
-    def _nodes_fit(self) -> Store:
-        if self.kind in (StoreKind.SINGLE, StoreKind.DYNAMODB) and self.nodes != 1:
-            raise ValueError(
-                f"store.nodes must be 1 for kind {self.kind.value} (DynamoDB is one managed "
-                f"endpoint; set store.partitions instead), got {self.nodes}"
-            )
-        if self.kind is StoreKind.CASSANDRA and self.replication_factor > self.nodes:
+    def _replicas_fit(self) -> CassandraConfig:
+        if self.replication_factor > self.nodes:
             raise ValueError(
                 f"store.replication_factor ({self.replication_factor}) must be <= "
                 f"store.nodes ({self.nodes})"
@@ -72,4 +91,46 @@ class Store(Section):
         return self
 
 
-__all__ = ["Consistency", "Store", "StoreKind", "WriteConcern"]
+class MongoDbConfig(StoreClusterConfig):
+    """A MongoDB replica set: one primary, elections, a write concern."""
+
+    kind: Literal[StoreKind.MONGODB] = StoreKind.MONGODB
+    write_concern: WriteConcern = Field(default=WriteConcern.MAJORITY)
+    election_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class DynamoDbConfig(StoreConfig):
+    """Amazon DynamoDB, provisioned capacity: one managed endpoint, ``partitions`` partitions."""
+
+    kind: Literal[StoreKind.DYNAMODB] = StoreKind.DYNAMODB
+    partitions: int = Field(default=4, ge=1, description="physical partitions")
+    write_units_per_partition: float = Field(default=1000.0, gt=0)
+    read_units_per_partition: float = Field(default=3000.0, gt=0)
+    consistent_reads: bool = Field(default=True, description="strongly consistent reads")
+    sdk_max_retries: int = Field(default=10, ge=0, description="retries of a throttled request")
+
+    @property
+    def nodes(self) -> int:
+        """Store nodes a fault can name (``store.N``): the one regional endpoint."""
+        return 1
+
+
+#: the store section: one of the classes above, by ``kind``
+Store = Annotated[
+    SingleStoreConfig | CassandraConfig | DynamoDbConfig | MongoDbConfig,
+    Field(discriminator="kind"),
+]
+
+
+__all__ = [
+    "CassandraConfig",
+    "Consistency",
+    "DynamoDbConfig",
+    "MongoDbConfig",
+    "SingleStoreConfig",
+    "Store",
+    "StoreClusterConfig",
+    "StoreConfig",
+    "StoreKind",
+    "WriteConcern",
+]

@@ -30,7 +30,7 @@ from sim.components.brokers.kafka_replication import Record
 from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.broker import Broker
+from sim.scenario.broker import KafkaConfig
 
 #: consumer ``session.timeout.ms`` (45 s since Kafka 3.0, KIP-735)
 SESSION_TIMEOUT_S = 45.0
@@ -62,7 +62,7 @@ class KafkaBroker(KafkaProducer):
 
     def __init__(
         self,
-        spec: Broker,
+        spec: KafkaConfig,
         kernel: Kernel,
         hop: Callable[[], float],
         measure_from_s: float,

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from sim.components.brokers.kafka_replication import KafkaReplication
 from sim.components.station import Station
 from sim.core.kernel import Kernel
-from sim.scenario.broker import Broker
+from sim.scenario.broker import KafkaConfig
 
 #: ``leader.imbalance.check.interval.seconds``
 LEADER_IMBALANCE_CHECK_S = 300.0
@@ -36,7 +36,7 @@ class KafkaLeadership(KafkaReplication):
 
     def __init__(
         self,
-        spec: Broker,
+        spec: KafkaConfig,
         kernel: Kernel,
         hop: Callable[[], float],
         measure_from_s: float,

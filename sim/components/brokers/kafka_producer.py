@@ -40,7 +40,7 @@ from sim.components.durable import Done
 from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.broker import Broker, KafkaAcks
+from sim.scenario.broker import KafkaAcks, KafkaConfig
 
 #: ``retry.backoff.ms``: the producer retries a failed request after this long
 RETRY_BACKOFF_S = 0.1
@@ -54,7 +54,7 @@ class KafkaProducer(KafkaLeadership):
 
     def __init__(
         self,
-        spec: Broker,
+        spec: KafkaConfig,
         kernel: Kernel,
         hop: Callable[[], float],
         measure_from_s: float,

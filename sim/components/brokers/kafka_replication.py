@@ -32,7 +32,7 @@ from sim.components.durable import BrokerModel, Done
 from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.broker import Broker
+from sim.scenario.broker import KafkaConfig
 
 #: ``replica.lag.time.max.ms`` (30 s since Kafka 2.5, KIP-537): a follower that
 #: has not caught up for this long leaves the ISR
@@ -74,7 +74,7 @@ class KafkaReplication(BrokerModel):
 
     def __init__(
         self,
-        spec: Broker,
+        spec: KafkaConfig,
         kernel: Kernel,
         hop: Callable[[], float],
         measure_from_s: float,

@@ -46,7 +46,7 @@ from sim.components.durable import Done
 from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.broker import Broker, QueueType
+from sim.scenario.broker import QueueType, RabbitMqConfig
 
 #: replicas of a quorum queue (RabbitMQ's default quorum initial group size, capped by nodes)
 QUORUM_SIZE = 3
@@ -74,7 +74,7 @@ class RabbitMqBroker(RabbitMqConsumers):
 
     def __init__(
         self,
-        spec: Broker,
+        spec: RabbitMqConfig,
         kernel: Kernel,
         hop: Callable[[], float],
         measure_from_s: float,

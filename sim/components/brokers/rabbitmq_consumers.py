@@ -30,7 +30,7 @@ from sim.components.durable import BrokerModel
 from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.broker import Broker
+from sim.scenario.broker import RabbitMqConfig
 
 #: RabbitMQ's default heartbeat timeout (``heartbeat`` = 60 s): a peer silent this long is dead
 HEARTBEAT_TIMEOUT_S = 60.0
@@ -48,7 +48,7 @@ class RabbitMqConsumers(BrokerModel):
 
     def __init__(
         self,
-        spec: Broker,
+        spec: RabbitMqConfig,
         kernel: Kernel,
         hop: Callable[[], float],
         measure_from_s: float,

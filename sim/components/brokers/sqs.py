@@ -33,6 +33,7 @@ Random numbers: ``broker.api`` (call latencies, shared with the receiving side).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -41,7 +42,7 @@ from sim.components.durable import Done
 from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.broker import Broker, BrokerKind
+from sim.scenario.broker import SqsConfig, SqsFifoConfig
 
 #: FIFO deduplication interval
 DEDUP_WINDOW_S = 300.0
@@ -57,25 +58,30 @@ class SqsQueue(SqsDelivery):
 
     def __init__(
         self,
-        spec: Broker,
+        spec: SqsConfig | SqsFifoConfig,
         kernel: Kernel,
         hop: Callable[[], float],
         measure_from_s: float,
         consumers: Sequence[Station],
     ) -> None:
-        if spec.kind not in (BrokerKind.SQS, BrokerKind.SQS_FIFO):
+        if not isinstance(spec, SqsConfig | SqsFifoConfig):  # typed: only untyped callers
             raise ValueError(f"SqsQueue needs broker.kind sqs or sqs_fifo, got {spec.kind.value}")
         super().__init__(spec, kernel, hop, measure_from_s, consumers)
         self.spec = spec
         self.dedup: dict[int, float] = {}
         self.dedup_order: deque[tuple[float, int]] = deque()
-        # fifo: SendMessage token bucket and the publisher's batch
-        self.rate = spec.fifo_ops_per_s
-        self.burst = spec.fifo_ops_per_s  # one second of calls
+        # fifo: SendMessage token bucket and the publisher's batch (a standard queue has
+        # neither, and its sends never look at them)
+        if isinstance(spec, SqsFifoConfig):
+            ops_per_s, batch = spec.fifo_ops_per_s, spec.fifo_batch
+        else:
+            ops_per_s, batch = math.inf, 1
+        self.rate = ops_per_s
+        self.burst = ops_per_s  # one second of calls
         self.tokens = self.burst
         self.tokens_s = 0.0
-        self.batch = spec.fifo_batch
-        self.linger_s = 1.0 / spec.fifo_ops_per_s
+        self.batch = batch
+        self.linger_s = 1.0 / ops_per_s
         self.outbox: list[_Entry] = []
         self._outbox_no = 0
         self.sent = 0

@@ -39,7 +39,7 @@ from sim.components.station import Station
 from sim.core.distributions import BlockDraws
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.broker import Broker, BrokerKind
+from sim.scenario.broker import SqsConfig, SqsFifoConfig
 
 #: ReceiveMessage WaitTimeSeconds: the longest long poll SQS allows
 LONG_POLL_S = 20.0
@@ -92,14 +92,14 @@ class SqsDelivery(BrokerModel):
 
     def __init__(
         self,
-        spec: Broker,
+        spec: SqsConfig | SqsFifoConfig,
         kernel: Kernel,
         hop: Callable[[], float],
         measure_from_s: float,
         consumers: Sequence[Station],
     ) -> None:
         super().__init__(kernel, "broker", 1, spec.workers, measure_from_s, hop, consumers)
-        self.fifo = spec.kind is BrokerKind.SQS_FIFO
+        self.fifo = isinstance(spec, SqsFifoConfig)
         streams = kernel.streams
         self.api_s = spec.api_s.sampler(streams.generator("broker.api"))
         self.visibility_s = spec.visibility_timeout_s
@@ -110,7 +110,7 @@ class SqsDelivery(BrokerModel):
         self.visible = 0
         self._shard_u = BlockDraws(streams.generator("broker.shard").random)
         self._dup_u = BlockDraws(streams.generator("broker.duplicate").random)
-        self.duplicate_p = 0.0 if self.fifo else spec.duplicate_probability
+        self.duplicate_p = spec.duplicate_probability if isinstance(spec, SqsConfig) else 0.0
         # fifo: per group the visible messages in order, groups in flight, groups ready
         self.groups: dict[int, deque[StoredCopy]] = {}
         self.busy_groups: set[int] = set()

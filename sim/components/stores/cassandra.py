@@ -23,7 +23,7 @@ from sim.components.stores.placement import consistency_count, stable_hash
 from sim.core.distributions import Sampler
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.store import Store
+from sim.scenario.store import CassandraConfig
 
 
 class _Op:
@@ -65,7 +65,7 @@ class CassandraStore(StoreModel):
     """
 
     def __init__(
-        self, spec: Store, kernel: Kernel, hop: Callable[[], float], measure_from_s: float
+        self, spec: CassandraConfig, kernel: Kernel, hop: Callable[[], float], measure_from_s: float
     ) -> None:
         if spec.replication_factor > spec.nodes:
             raise ValueError(

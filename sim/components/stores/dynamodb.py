@@ -21,7 +21,7 @@ from sim.components.stores.placement import stable_hash
 from sim.core.distributions import BlockDraws, Sampler
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.store import Store
+from sim.scenario.store import DynamoDbConfig
 
 #: a managed endpoint has no queue of its own that a workload could fill
 _MANAGED_WORKERS = 1 << 30
@@ -93,7 +93,7 @@ class DynamoDbStore(StoreModel):
 
     def __init__(
         self,
-        spec: Store,
+        spec: DynamoDbConfig,
         kernel: Kernel,
         hop: Callable[[], float],
         measure_from_s: float,
@@ -105,10 +105,6 @@ class DynamoDbStore(StoreModel):
         backoff_base_s: float = 0.025,
         backoff_max_s: float = 20.0,
     ) -> None:
-        if spec.nodes != 1:
-            raise ValueError(
-                f"dynamodb is one regional endpoint: store.nodes must be 1, got {spec.nodes}"
-            )
         super().__init__(kernel, "store", 1, _MANAGED_WORKERS, measure_from_s, hop)
         streams = kernel.streams
         self.write_s: Sampler = spec.write_s.sampler(streams.generator("store.write"))

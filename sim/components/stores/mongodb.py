@@ -20,7 +20,7 @@ from sim.components.durable import Done, StoreModel
 from sim.core.distributions import BlockDraws, Sampler
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.store import Store, WriteConcern
+from sim.scenario.store import MongoDbConfig, WriteConcern
 
 _WAITING = 0
 _INFLIGHT = 1
@@ -78,7 +78,7 @@ class MongoDbStore(StoreModel):
 
     def __init__(
         self,
-        spec: Store,
+        spec: MongoDbConfig,
         kernel: Kernel,
         hop: Callable[[], float],
         measure_from_s: float,

@@ -18,14 +18,18 @@ from typing import Any
 from sim.components.durable import Done, StoreModel
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.store import Store
+from sim.scenario.store import SingleStoreConfig
 
 
 class SingleStore(StoreModel):
     """One database node: a write is durable when the node has written it."""
 
     def __init__(
-        self, spec: Store, kernel: Kernel, hop: Callable[[], float], measure_from_s: float
+        self,
+        spec: SingleStoreConfig,
+        kernel: Kernel,
+        hop: Callable[[], float],
+        measure_from_s: float,
     ) -> None:
         super().__init__(kernel, "store", 1, spec.workers, measure_from_s, hop)
         streams = kernel.streams
