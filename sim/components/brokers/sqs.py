@@ -11,12 +11,12 @@ this module sends.
 
 * SendMessage: after ``api_s`` the message is stored and ``ok`` is called.
   Standard queues (``kind: sqs``) are at-least-once, best-effort order.
-* FIFO queues (``kind: sqs_fifo``): a resend
-  of a message within :data:`DEDUP_WINDOW_S` of its first successful send is
-  accepted (``ok``) and not stored again. SendMessage calls are limited to
-  ``fifo_ops_per_s`` per second (a token bucket holding 1 s of calls); a call over
-  the limit fails with ThrottlingException (``error`` for all its messages,
-  ``sqs_throttled`` counts them). With ``fifo_batch`` > 1 the publisher batches
+* FIFO queues (``kind: sqs_fifo``): a resend of a message within
+  :data:`DEDUP_WINDOW_S` of its first successful send is accepted (``ok``) and not
+  stored again. SendMessage calls are limited to ``fifo_ops_per_s`` per second (a
+  token bucket holding 1 s of calls); a call over the limit fails with
+  ThrottlingException (``error`` for all its messages, ``sqs_throttled`` counts
+  them). With ``fifo_batch`` > 1 the publisher batches
   (SendMessageBatch): messages waiting together share a call of up to
   ``fifo_batch`` messages; a call leaves when full, or ``1 / fifo_ops_per_s``
   after its first message (so that a publisher at the call limit still batches).
@@ -37,7 +37,13 @@ import math
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from sim.components.brokers.sqs_delivery import DELETED, PENDING, SqsDelivery, StoredCopy
+from sim.components.brokers.sqs_delivery import (
+    DELETED,
+    PENDING,
+    RETRY_S,
+    SqsDelivery,
+    StoredCopy,
+)
 from sim.components.durable import Done
 from sim.components.station import Station
 from sim.core.kernel import Kernel
@@ -46,8 +52,6 @@ from sim.scenario.broker import SqsConfig, SqsFifoConfig
 
 #: FIFO deduplication interval
 DEDUP_WINDOW_S = 300.0
-#: a poller whose call failed (endpoint down) calls again after this long
-RETRY_S = 1.0
 
 #: one message of a SendMessage(Batch) call
 _Entry = tuple[Message, Done, Done]
@@ -64,7 +68,7 @@ class SqsQueue(SqsDelivery):
         measure_from_s: float,
         consumers: Sequence[Station],
     ) -> None:
-        if not isinstance(spec, SqsConfig | SqsFifoConfig):  # typed: only untyped callers
+        if not isinstance(spec, SqsConfig | SqsFifoConfig):  # a caller that ignored the types
             raise ValueError(f"SqsQueue needs broker.kind sqs or sqs_fifo, got {spec.kind.value}")
         super().__init__(spec, kernel, hop, measure_from_s, consumers)
         self.spec = spec

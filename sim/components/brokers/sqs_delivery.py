@@ -437,6 +437,7 @@ __all__ = [
     "LONG_POLL_S",
     "MAX_MESSAGES",
     "PENDING",
+    "RETRY_S",
     "VISIBLE",
     "SqsDelivery",
     "StoredCopy",
