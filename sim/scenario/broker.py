@@ -97,7 +97,9 @@ class KafkaConfig(BrokerClusterConfig):
     kind: Literal[BrokerKind.KAFKA] = BrokerKind.KAFKA
     replication_factor: int = Field(default=3, ge=1, description="copies of a partition")
     acks: KafkaAcks = Field(default=KafkaAcks.ALL, description="producer acks")
-    min_insync_replicas: int = Field(default=2, ge=1)
+    min_insync_replicas: int = Field(
+        default=2, ge=1, description="acks=all: in-sync replicas a write needs"
+    )
 
     @field_validator("acks", mode="before")
     @classmethod
@@ -123,7 +125,10 @@ class RabbitMqConfig(BrokerClusterConfig):
     """RabbitMQ: ``partitions`` queues behind a consistent-hash exchange, competing consumers."""
 
     kind: Literal[BrokerKind.RABBITMQ] = BrokerKind.RABBITMQ
-    queue_type: QueueType = Field(default=QueueType.QUORUM)
+    queue_type: QueueType = Field(
+        default=QueueType.QUORUM,
+        description="classic: on one node; quorum: Raft-replicated on up to three nodes",
+    )
     prefetch: int = Field(default=100, ge=1, description="unacked deliveries per consumer")
 
 
@@ -135,7 +140,11 @@ class SqsQueueConfig(BrokerConfig):
         ge=1,
         description="the endpoint's station; API calls take api_s without queueing there",
     )
-    visibility_timeout_s: float = Field(default=30.0, gt=0)
+    visibility_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a received message is invisible this long; not deleted, it comes back",
+    )
     retention_s: float = Field(default=345_600.0, gt=0, description="messages expire after this")
     api_s: Distribution = Field(default=SQS_API_S, description="latency of one API call")
 

@@ -45,8 +45,12 @@ class StoreConfig(Section):
     """What every store section has: its kind, its service times, the service's patience."""
 
     kind: StoreKind
-    write_s: Distribution = Field(default=lognormal(0.002, 1.0))
-    read_s: Distribution = Field(default=lognormal(0.001, 1.0))
+    write_s: Distribution = Field(
+        default=lognormal(0.002, 1.0), description="time a node takes to write a message"
+    )
+    read_s: Distribution = Field(
+        default=lognormal(0.001, 1.0), description="time a node takes to answer one query"
+    )
     request_timeout_s: float = Field(
         default=2.0, gt=0, description="the message service gives up on a store request after this"
     )
@@ -67,7 +71,7 @@ class SingleStoreConfig(StoreConfig):
 class StoreClusterConfig(StoreConfig):
     """A store of ``nodes`` nodes that the operator runs: Cassandra or MongoDB."""
 
-    nodes: int = Field(default=1, ge=1)
+    nodes: int = Field(default=1, ge=1, description="nodes of the ring or replica set")
     workers: int = Field(default=8, ge=1, description="writes and reads served at once per node")
 
 
@@ -75,11 +79,21 @@ class CassandraConfig(StoreClusterConfig):
     """Apache Cassandra: a token ring, ``replication_factor`` replicas, tunable consistency."""
 
     kind: Literal[StoreKind.CASSANDRA] = StoreKind.CASSANDRA
-    replication_factor: int = Field(default=3, ge=1)
-    write_consistency: Consistency = Field(default=Consistency.QUORUM)
-    read_consistency: Consistency = Field(default=Consistency.QUORUM)
-    hinted_handoff: bool = Field(default=True)
-    max_hint_window_s: float = Field(default=10_800.0, ge=0)
+    replication_factor: int = Field(
+        default=3, ge=1, description="copies of a conversation, on consecutive ring nodes"
+    )
+    write_consistency: Consistency = Field(
+        default=Consistency.QUORUM, description="replicas that must acknowledge a write"
+    )
+    read_consistency: Consistency = Field(
+        default=Consistency.QUORUM, description="replicas that must answer a read"
+    )
+    hinted_handoff: bool = Field(
+        default=True, description="a write for a down replica is kept as a hint and replayed"
+    )
+    max_hint_window_s: float = Field(
+        default=10_800.0, ge=0, description="no more hints for a replica down this long"
+    )
 
     @model_validator(mode="after")
     def _replicas_fit(self) -> CassandraConfig:
@@ -95,8 +109,13 @@ class MongoDbConfig(StoreClusterConfig):
     """A MongoDB replica set: one primary, elections, a write concern."""
 
     kind: Literal[StoreKind.MONGODB] = StoreKind.MONGODB
-    write_concern: WriteConcern = Field(default=WriteConcern.MAJORITY)
-    election_timeout_s: float = Field(default=10.0, gt=0)
+    write_concern: WriteConcern = Field(
+        default=WriteConcern.MAJORITY,
+        description="w1: acknowledged by the primary; majority: by a majority of members",
+    )
+    election_timeout_s: float = Field(
+        default=10.0, gt=0, description="secondaries elect a new primary after this without one"
+    )
 
 
 class DynamoDbConfig(StoreConfig):
@@ -104,8 +123,12 @@ class DynamoDbConfig(StoreConfig):
 
     kind: Literal[StoreKind.DYNAMODB] = StoreKind.DYNAMODB
     partitions: int = Field(default=4, ge=1, description="physical partitions")
-    write_units_per_partition: float = Field(default=1000.0, gt=0)
-    read_units_per_partition: float = Field(default=3000.0, gt=0)
+    write_units_per_partition: float = Field(
+        default=1000.0, gt=0, description="write capacity units a second per partition"
+    )
+    read_units_per_partition: float = Field(
+        default=3000.0, gt=0, description="read capacity units a second per partition"
+    )
     consistent_reads: bool = Field(default=True, description="strongly consistent reads")
     sdk_max_retries: int = Field(default=10, ge=0, description="retries of a throttled request")
 
