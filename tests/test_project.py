@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel
@@ -54,9 +54,12 @@ def _default_fields(model: type[BaseModel], prefix: str = "") -> list[str]:
         annotation: Any = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             paths.extend(_default_fields(annotation, f"{prefix}{name}."))
+        elif field.discriminator == "kind":  # a class per kind (broker, store): all fields
+            for member in get_args(annotation):
+                paths.extend(_default_fields(member, f"{prefix}{name}."))
         elif name not in ("name", "description", "faults"):
             paths.append(f"{prefix}{name}")
-    return paths
+    return list(dict.fromkeys(paths))
 
 
 def test_every_default_parameter_has_a_row_in_docs_parameters() -> None:

@@ -12,7 +12,7 @@ from sim.components.balancer import CACHED_KEYS, Balancer, splitmix64, splitmix6
 from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.core.statistics import mean_ci
-from sim.scenario.schema import BalancerPolicy, HealthCheck, LoadBalancer
+from sim.scenario.architecture import BalancerPolicy, HealthCheck, LoadBalancer
 
 INTERVAL_S = 2.0
 FALL = 3

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim.core.kernel import Kernel, Timeouts
-from sim.scenario.schema import Workload
+from sim.scenario.workload import Workload
 from sim.workload.population import Conversations, OnlineSet, build_conversations
 from sim.workload.traffic import Traffic
 

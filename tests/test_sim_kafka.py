@@ -21,7 +21,7 @@ from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
 from sim.core.statistics import mean_ci, paired_difference
-from sim.scenario.schema import Broker
+from sim.scenario.broker import KafkaConfig
 
 HOP_S = 0.00025  # one-way internal hop: 0.5 ms RTT inside one zone
 
@@ -53,7 +53,7 @@ class Rig:
             Station(self.kernel, "service", i, 8, 0.0) for i in range(consumers)
         ]
         self.broker = KafkaBroker(
-            Broker(kind="kafka", acks=acks, **spec),
+            KafkaConfig(kind="kafka", acks=acks, **spec),
             self.kernel,
             lambda: hop_s,
             0.0,

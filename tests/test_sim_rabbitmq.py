@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.components.brokers.rabbitmq import HEARTBEAT_TIMEOUT_S, RabbitMqBroker
+from sim.components.brokers.rabbitmq import RabbitMqBroker
+from sim.components.brokers.rabbitmq_consumers import HEARTBEAT_TIMEOUT_S
 from sim.components.durable import Done
 from sim.components.station import Station
 from sim.core.distributions import BlockDraws
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.schema import Broker
+from sim.scenario.broker import RabbitMqConfig
 
 HOP_S = 0.0005
 
@@ -36,7 +37,7 @@ class Bench:
     ) -> None:
         self.kernel = Kernel(seed)
         self.stations = [Station(self.kernel, "service", i, workers, 0.0) for i in range(consumers)]
-        self.spec = Broker.model_validate({"kind": "rabbitmq", **broker})
+        self.spec = RabbitMqConfig.model_validate({"kind": "rabbitmq", **broker})
         self.broker = RabbitMqBroker(self.spec, self.kernel, lambda: HOP_S, 0.0, self.stations)
         self.broker.consume = self.consume
         rng = self.kernel.streams.generator("test.consume")

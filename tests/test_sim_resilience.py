@@ -24,8 +24,9 @@ from sim.core.statistics import mean_ci
 from sim.model.result import Result
 from sim.model.run import Model, simulate
 from sim.scenario.loader import load_scenario, with_overrides
-from sim.scenario.schema import Backoff, BreakerWindow, Scenario
-from sim.scenario.schema import CircuitBreaker as BreakerSpec
+from sim.scenario.resilience import Backoff, BreakerWindow
+from sim.scenario.resilience import CircuitBreaker as BreakerSpec
+from sim.scenario.schema import Scenario
 
 # ----------------------------------------------------------------- helpers
 

@@ -9,8 +9,17 @@ import pytest
 
 import sim
 from sim.cli.main import main
-from sim.scenario.loader import ScenarioError, apply_overrides, load_scenario, parse_assignment
-from sim.scenario.schema import Scenario, TransportKind
+from sim.scenario.architecture import TransportKind
+from sim.scenario.broker import BrokerKind, KafkaAcks, KafkaConfig, SqsFifoConfig
+from sim.scenario.loader import (
+    ScenarioError,
+    apply_overrides,
+    load_scenario,
+    parse_assignment,
+    with_overrides,
+)
+from sim.scenario.schema import Scenario
+from sim.scenario.store import SingleStoreConfig, StoreKind
 
 FOUNDATION = (
     "http_polling_monolith",
@@ -284,3 +293,110 @@ def test_ack_after_broker_needs_a_broker(capsys: pytest.CaptureFixture[str]) -> 
         capsys, ["run", "websocket_monolith", "--set", "architecture.ack_after=broker"]
     )
     assert "ack_after" in message and "broker.kind" in message
+
+
+# ---------------------------------------------------------- brokers and stores by kind
+
+
+def test_a_kafka_field_on_a_rabbitmq_broker_is_refused_in_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each broker kind has only its own fields: a YAML file giving another kind's is
+    refused with one line naming the field, the kind it was given to and its owner."""
+    path = tmp_path / "mine.yaml"
+    path.write_text("architecture:\n  broker: {kind: rabbitmq, acks: all}\n")
+    message = _cli_error(capsys, ["run", str(path)])
+    assert "architecture.broker.acks" in message
+    assert "kind rabbitmq" in message and "kind kafka" in message
+    assert "prefetch" in message  # what a rabbitmq broker does have
+
+
+def test_a_cassandra_field_on_a_dynamodb_store_is_refused_in_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("architecture:\n  store: {kind: dynamodb, write_consistency: all}\n")
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(path)
+    message = str(error.value)
+    assert len(message.splitlines()) == 1
+    assert "architecture.store.write_consistency" in message
+    assert "kind dynamodb" in message and "kind cassandra" in message
+
+
+def test_a_field_of_another_kind_is_refused_from_a_set_override(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    message = _cli_error(
+        capsys,
+        ["run", "websocket_rabbitmq_mongodb", "--set", "architecture.broker.acks=all"],
+    )
+    assert "architecture.broker.acks" in message and "kind rabbitmq" in message
+    with pytest.raises(ScenarioError, match=r"store\.replication_factor.*kind dynamodb"):
+        load_scenario("websocket_sqs_dynamodb", {"architecture.store.replication_factor": 3})
+
+
+def test_a_misspelled_broker_field_is_named_with_a_suggestion() -> None:
+    with pytest.raises(ScenarioError, match=r"did you mean 'architecture\.broker\.acks'"):
+        load_scenario("websocket_kafka_cassandra", {"architecture.broker.akcs": "all"})
+
+
+def test_an_unknown_broker_kind_lists_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    message = _cli_error(
+        capsys, ["run", "websocket_monolith", "--set", "architecture.broker.kind=pigeon"]
+    )
+    assert "architecture.broker.kind" in message and "'pigeon'" in message
+    assert "kafka, rabbitmq, sqs, sqs_fifo" in message
+
+
+def test_an_override_that_switches_kind_drops_the_old_kinds_fields() -> None:
+    """Switching kind keeps the fields both kinds have and drops the old kind's own
+    (from the YAML or from a loaded scenario); what the overrides set themselves is
+    validated against the new kind."""
+    sc = load_scenario("websocket_rabbitmq_mongodb", {"architecture.broker.kind": "kafka"})
+    broker = sc.architecture.broker
+    assert isinstance(broker, KafkaConfig) and broker.nodes == 3 and broker.partitions == 12
+    assert "prefetch" not in broker.model_dump()
+    switched = with_overrides(sc, {"architecture.broker.kind": "sqs_fifo"})
+    assert isinstance(switched.architecture.broker, SqsFifoConfig)
+    back = with_overrides(switched, {"architecture.store.kind": "single"})
+    assert back.architecture.store.kind is StoreKind.SINGLE
+    sc = load_scenario(
+        "websocket_rabbitmq_mongodb",
+        {"architecture.broker.kind": "kafka", "architecture.broker.acks": 1},
+    )
+    assert isinstance(sc.architecture.broker, KafkaConfig)
+    assert sc.architecture.broker.acks is KafkaAcks.LEADER
+    for overrides in (
+        {"architecture.broker.kind": "kafka", "architecture.broker.prefetch": 10},
+        {"architecture.broker.prefetch": 10, "architecture.broker.kind": "kafka"},
+    ):
+        with pytest.raises(ScenarioError, match=r"broker\.prefetch.*kind kafka"):
+            load_scenario("websocket_rabbitmq_mongodb", overrides)
+
+
+def test_a_section_without_kind_has_the_default_kind() -> None:
+    sc = load_scenario({"architecture": {"store": {"workers": 3}}})
+    assert isinstance(sc.architecture.store, SingleStoreConfig)
+    assert sc.architecture.store.workers == 3
+    assert sc.architecture.broker.kind is BrokerKind.NONE
+    with pytest.raises(ScenarioError, match=r"broker\.prefetch.*kind none"):
+        load_scenario({"architecture": {"broker": {"prefetch": 3}}})
+
+
+def test_the_json_schema_tells_broker_and_store_kinds_apart_by_kind() -> None:
+    defs = sim.scenario.schema.json_schema()["$defs"]
+    for section, kinds in (("broker", BrokerKind), ("store", StoreKind)):
+        prop = defs["Architecture"]["properties"][section]
+        assert prop["discriminator"]["propertyName"] == "kind"
+        mapping = prop["discriminator"]["mapping"]
+        assert set(mapping) == {kind.value for kind in kinds}
+        assert len(prop["oneOf"]) == len(kinds)
+        for kind, ref in mapping.items():
+            member = defs[ref.rsplit("/", 1)[1]]
+            assert member["properties"]["kind"]["const"] == kind
+            assert member["additionalProperties"] is False
+    kafka = defs[
+        defs["Architecture"]["properties"]["broker"]["discriminator"]["mapping"]["kafka"].rsplit(
+            "/", 1
+        )[1]
+    ]
+    assert "acks" in kafka["properties"] and "prefetch" not in kafka["properties"]

@@ -18,7 +18,9 @@ from sim.components.tokens import TokenClock
 from sim.core.distributions import Constant, LogNormal
 from sim.core.kernel import Kernel, Streams
 from sim.core.statistics import mean_ci
-from sim.scenario.schema import Attack, Auth, AuthKind, Tier, Workload
+from sim.scenario.security import Auth, AuthKind
+from sim.scenario.tier import Tier
+from sim.scenario.workload import Attack, Workload
 from sim.workload.attack import AttackTraffic
 from sim.workload.population import Conversations, OnlineSet, build_conversations
 from sim.workload.traffic import Traffic

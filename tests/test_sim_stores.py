@@ -14,18 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.components.stores.replicated import (
-    CassandraStore,
-    DynamoDbStore,
-    MongoDbStore,
-    consistency_count,
-    stable_hash,
-)
+from sim.components.stores.cassandra import CassandraStore
+from sim.components.stores.dynamodb import DynamoDbStore
+from sim.components.stores.mongodb import MongoDbStore
+from sim.components.stores.placement import consistency_count, stable_hash
 from sim.core.distributions import lognormal
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
 from sim.core.statistics import mean_ci
-from sim.scenario.schema import Consistency, Store
+from sim.scenario.store import CassandraConfig, Consistency, DynamoDbConfig, MongoDbConfig
 
 # --------------------------------------------------------------------------- helpers
 
@@ -130,7 +127,7 @@ def test_consistency_counts() -> None:
 
 
 def cassandra(kernel: Kernel, **fields: Any) -> CassandraStore:
-    spec = Store(kind="cassandra", **{"nodes": 6, **fields})
+    spec = CassandraConfig(kind="cassandra", **{"nodes": 6, **fields})
     return CassandraStore(spec, kernel, net(kernel), 0.0)
 
 
@@ -310,7 +307,7 @@ def test_cassandra_read_latency_is_the_slowest_of_the_replicas_asked() -> None:
 
 
 def dynamo(kernel: Kernel, **fields: Any) -> DynamoDbStore:
-    spec = Store(kind="dynamodb", **{"write_s": 0.005, "read_s": 0.004, **fields})
+    spec = DynamoDbConfig(kind="dynamodb", **{"write_s": 0.005, "read_s": 0.004, **fields})
     return DynamoDbStore(spec, kernel, lambda: 0.0005, 0.0)
 
 
@@ -443,7 +440,7 @@ def test_dynamodb_endpoint_unavailable_fails_every_call() -> None:
 
 
 def mongo(kernel: Kernel, hop_s: float = 0.0005, **fields: Any) -> MongoDbStore:
-    spec = Store(kind="mongodb", **{"nodes": 3, **fields})
+    spec = MongoDbConfig(kind="mongodb", **{"nodes": 3, **fields})
     return MongoDbStore(spec, kernel, net(kernel, hop_s), 0.0)
 
 

@@ -16,7 +16,7 @@ from sim.model.transport import (
     make_transport,
     websocket_header_bytes,
 )
-from sim.scenario.schema import Transport, TransportKind
+from sim.scenario.architecture import Transport, TransportKind
 
 
 def test_every_transport_kind_has_exactly_one_transport() -> None:

@@ -17,7 +17,7 @@ from sim.components.station import Station
 from sim.core.distributions import Constant, Distribution, Sampler, lognormal
 from sim.core.kernel import Kernel
 from sim.scenario.calibration import Calibration, load_calibration
-from sim.scenario.schema import Auth
+from sim.scenario.security import Auth
 
 Callback = Callable[[Any], None]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.scenario.schema import Backoff
+from sim.scenario.resilience import Backoff
 
 __all__ = ["backoff_s"]
 

@@ -38,7 +38,7 @@ import numpy as np
 from sim.components.station import Station
 from sim.core.distributions import BlockDraws
 from sim.core.kernel import Kernel
-from sim.scenario.schema import BalancerPolicy, LoadBalancer
+from sim.scenario.architecture import BalancerPolicy, LoadBalancer
 
 _MASK64 = (1 << 64) - 1
 

@@ -12,8 +12,8 @@ from bisect import bisect_right
 from collections import deque
 
 from sim.core.kernel import Kernel
-from sim.scenario.schema import BreakerWindow
-from sim.scenario.schema import CircuitBreaker as BreakerSpec
+from sim.scenario.resilience import BreakerWindow
+from sim.scenario.resilience import CircuitBreaker as BreakerSpec
 
 __all__ = ["CLOSED", "HALF_OPEN", "OPEN", "STATE_LEVEL", "CircuitBreaker"]
 

@@ -20,8 +20,8 @@ from sim.components.bulkhead import Bulkhead
 from sim.components.degradation import WriteBuffer
 from sim.components.guard import Guard
 from sim.core.kernel import Kernel
-from sim.scenario.schema import CircuitBreaker as BreakerSpec
-from sim.scenario.schema import DegradationPolicy, Resilience
+from sim.scenario.resilience import CircuitBreaker as BreakerSpec
+from sim.scenario.resilience import DegradationPolicy, Resilience
 
 __all__ = ["Defences"]
 

@@ -1,4 +1,4 @@
-"""What makes a message durable: the interface of stores and brokers, and the single-node store.
+"""What makes a message durable: the interface of stores and brokers.
 
 The message service hands an accepted message to the *durability path*:
 
@@ -22,6 +22,11 @@ Every system is a :class:`Cluster` of nodes, each a
 :class:`~sim.components.station.Station` (its CPU and disk), that faults can
 crash and recover. Callbacks are plain functions of the message, so that the
 message path stays a chain of scheduled calls.
+
+The systems themselves live one module each in ``stores/`` and ``brokers/``;
+``sim.components.systems`` maps each ``kind`` of the scenario to its class.
+What a new one must implement, and what it may rely on, is written in
+:class:`Cluster`, :class:`StoreModel` and :class:`BrokerModel` below.
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sim.components.station import Station
-from sim.core.distributions import Sampler
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
 
@@ -49,9 +53,33 @@ def _ignore_lost(msgs: Sequence[Message]) -> None:
 class Cluster:
     """Nodes of one system, each a station that a fault can crash and recover.
 
-    Subclasses react to crashes in :meth:`on_crash` / :meth:`on_recover` (a
-    leader election, hinted handoff, a rollback) and report what they did with
-    :meth:`event`, which ends up in the run's fault table.
+    A system may rely on:
+
+    * :attr:`stations`, one :class:`~sim.components.station.Station` per node:
+      ``submit(cost_s, fn, arg)`` calls ``fn(arg)`` once a worker has spent
+      ``cost_s`` on it (after queueing); a crashed station drops what it holds
+      and refuses new jobs (``up`` is False), a slowed or paused one (faults)
+      takes longer; its ``epoch`` grows with every crash;
+    * :attr:`hop`, one internal one-way delay per call (the caller pays the
+      hops to and from the system; a system pays those between its own nodes);
+    * :attr:`after` (``after(delay_s, fn, arg)``), :meth:`later` and :attr:`now`
+      for time, and ``kernel.streams.generator(name)`` for random numbers, one
+      named stream per use (``store.write``, ``broker.append``...) so that a
+      change in one system leaves the draws of the others alone;
+    * :meth:`crash` and :meth:`recover`, called by the fault injector, which
+      crash or recover the station first and then call :meth:`on_crash` /
+      :meth:`on_recover`.
+
+    A system may override :meth:`on_crash` / :meth:`on_recover` to react (a
+    leader election, hinted handoff, a rollback), report what it did with
+    :meth:`event` (the run's fault table), report acknowledged messages it lost
+    through :attr:`lost`, add its own run-wide :meth:`counters` to the summary
+    (prefixed with its tier or name: ``store_hints_stored``), and set
+    :attr:`managed` when it is a managed service that a zone outage spares.
+
+    Everything on the path of a message is a scheduled call: bind samplers and
+    lookups in ``__init__``, and keep per-message work free of indirection
+    (about 40 million scheduled calls in a large run).
     """
 
     tier = "cluster"
@@ -115,20 +143,57 @@ class Cluster:
 
 
 class StoreModel(Cluster):
-    """A message store: the durability point, and what syncs and polls read from."""
+    """A message store: the durability point, and what syncs and polls read from.
+
+    A store must implement:
+
+    * ``__init__(spec, kernel, hop, measure_from_s)``, ``spec`` being its own
+      section class of :mod:`sim.scenario.store`, calling
+      ``super().__init__(kernel, "store", nodes, workers, measure_from_s, hop)``;
+    * :meth:`write` and :meth:`read`, each answering a call once, ``ok`` or
+      ``error``. A broker's consumer waits for the answer of its write without a
+      timeout of its own: a request the system could leave unanswered (a replica
+      that crashed meanwhile) must fail by the system's own timeout, as
+      Cassandra's does after ``request_timeout_s``.
+    """
 
     def write(self, msg: Message, ok: Done, error: Done) -> None:
+        """Make ``msg`` durable: ``ok(msg)`` when the system acknowledges it by its own
+        rules, ``error(msg)`` when it is refused or times out."""
         raise NotImplementedError
 
     def read(
         self, key: int, ok: Callable[[Any], None], error: Callable[[Any], None], arg: Any
     ) -> None:
-        """Read the messages of conversation ``key`` for a sync or poll (one query)."""
+        """Read the messages of conversation ``key`` for a sync or poll (one query):
+        ``ok(arg)`` with the answer, or ``error(arg)``."""
         raise NotImplementedError
 
 
 class BrokerModel(Cluster):
-    """A message broker: publish with acknowledgement, deliver to consumers."""
+    """A message broker: publish with acknowledgement, deliver to consumers.
+
+    A broker must implement:
+
+    * ``__init__(spec, kernel, hop, measure_from_s, consumers)``, ``spec`` being its
+      own section class of :mod:`sim.scenario.broker`, calling
+      ``super().__init__(kernel, "broker", nodes, workers, measure_from_s, hop,
+      consumers)``;
+    * :meth:`publish`: ``ok(msg)`` when the broker acknowledges the message by its
+      own rules, ``error(msg)`` when it refuses it; a broker may also never answer
+      (the message service then times out after ``request_timeout_s``);
+    * delivery: hand every published record to :attr:`consume`
+      (``consume(consumer, msg, done)``), to a consumer whose station is up, and
+      deliver it again, by the system's own rules, when ``done`` is not called
+      (the consumer crashed, a partition dropped the delivery): the message
+      service deduplicates;
+    * :meth:`backlog`, the records published and not yet handed to a consumer,
+      for the timeseries.
+
+    It may rely on :attr:`consumers`, the stations of the message service
+    instances (``up`` and ``epoch`` tell a crash or a restart; the broker is not
+    told otherwise), and on :attr:`consume` being set before the run starts.
+    """
 
     #: set by the message service before the run
     consume: Consume
@@ -148,53 +213,12 @@ class BrokerModel(Cluster):
         self.consumers = consumers
 
     def publish(self, msg: Message, ok: Done, error: Done) -> None:
+        """A publish of ``msg`` reaches the broker (the service paid the hop there)."""
         raise NotImplementedError
 
     def backlog(self) -> int:
         """Messages published and not yet handed to a consumer (Kafka: consumer lag)."""
         return 0
-
-
-class SingleStore(StoreModel):
-    """One database node: a write is durable when the node has written it.
-
-    While the node is down every write and read fails at once (connection
-    refused); what the node had acknowledged survives (it was on its disk).
-    """
-
-    def __init__(
-        self,
-        kernel: Kernel,
-        workers: int,
-        measure_from_s: float,
-        hop: Callable[[], float],
-        write_s: Sampler,
-        read_s: Sampler,
-    ) -> None:
-        super().__init__(kernel, "store", 1, workers, measure_from_s, hop)
-        self.write_s = write_s
-        self.read_s = read_s
-        self.node = self.stations[0]
-        self.refused = 0
-
-    def write(self, msg: Message, ok: Done, error: Done) -> None:
-        if not self.node.up:
-            self.refused += 1
-            error(msg)
-            return
-        self.node.submit(self.write_s(), ok, msg)
-
-    def read(
-        self, key: int, ok: Callable[[Any], None], error: Callable[[Any], None], arg: Any
-    ) -> None:
-        if not self.node.up:
-            self.refused += 1
-            error(arg)
-            return
-        self.node.submit(self.read_s(), ok, arg)
-
-    def counters(self) -> dict[str, float]:
-        return {"store_refused": float(self.refused)}
 
 
 __all__ = [
@@ -203,6 +227,5 @@ __all__ = [
     "Consume",
     "Done",
     "Lost",
-    "SingleStore",
     "StoreModel",
 ]

@@ -23,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sim.core.kernel import Kernel
-from sim.scenario.schema import InboxKind, Scenario
+from sim.scenario.architecture import InboxKind
+from sim.scenario.broker import APPEND_S, SQS_API_S, BrokerClusterConfig, SqsQueueConfig
+from sim.scenario.schema import Scenario
 
 #: ReceiveMessage returns at most 10 messages (Amazon SQS API Reference)
 SQS_RECEIVE_BATCH = 10
@@ -39,8 +41,12 @@ class Inbox:
         self.kind = arch.offline.inbox
         streams = kernel.streams
         self.hop = hop
-        self.api_s = arch.broker.api_s.sampler(streams.generator("inbox.api"))
-        self.fetch_s = arch.broker.append_s.sampler(streams.generator("inbox.fetch"))
+        # an inbox's calls cost what the scenario's broker of that family says, if it has one
+        broker = arch.broker
+        api_s = broker.api_s if isinstance(broker, SqsQueueConfig) else SQS_API_S
+        fetch_s = broker.append_s if isinstance(broker, BrokerClusterConfig) else APPEND_S
+        self.api_s = api_s.sampler(streams.generator("inbox.api"))
+        self.fetch_s = fetch_s.sampler(streams.generator("inbox.fetch"))
         self.puts = 0
         self.reads = 0
         self.calls = 0

@@ -18,7 +18,7 @@ from sim.components.auth import AuthServer, Callback
 from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.scenario.calibration import Calibration
-from sim.scenario.schema import Auth
+from sim.scenario.security import Auth
 
 #: An introspection request in flight for longer than this is presumed lost (its
 #: auth instance crashed while serving it): the next check of the token sends a

@@ -31,7 +31,8 @@ from sim.model.outbox import Outbox
 from sim.model.protocol import SendCtx, ServerSide, SessionCtx, UserEpoch
 from sim.model.timeline import Timeline
 from sim.model.transport import ClientTransport
-from sim.scenario.schema import Backoff, Scenario
+from sim.scenario.resilience import Backoff
+from sim.scenario.schema import Scenario
 from sim.workload.population import Conversations
 
 

@@ -12,15 +12,11 @@ from __future__ import annotations
 from sim.core.distributions import Constant, Sampler, _Dist, lognormal
 from sim.core.kernel import Streams
 from sim.model.transport import ClientTransport
+from sim.scenario.architecture import Style
 from sim.scenario.calibration import Calibration
-from sim.scenario.schema import (
-    AuthKind,
-    EncryptionKind,
-    GroupScheme,
-    Scenario,
-    Style,
-    Tier,
-)
+from sim.scenario.schema import Scenario
+from sim.scenario.security import AuthKind, EncryptionKind, GroupScheme
+from sim.scenario.tier import Tier
 
 
 def _zero_after(value: float) -> Sampler:

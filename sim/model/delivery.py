@@ -25,7 +25,7 @@ from sim.model.links import Links
 from sim.model.presence import Presence
 from sim.model.protocol import Batch, ClientSide, PollReply, SyncCtx, UserEpoch
 from sim.model.transport import ClientTransport
-from sim.scenario.schema import InboxKind, Offline
+from sim.scenario.architecture import InboxKind, Offline
 from sim.workload.population import Conversations
 
 

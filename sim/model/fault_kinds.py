@@ -20,7 +20,7 @@ from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.model.fault_guards import NetState, partition_pairs
 from sim.model.server import Server
-from sim.scenario.schema import Fault, FaultKind
+from sim.scenario.faults import Fault, FaultKind
 
 
 class Targets:

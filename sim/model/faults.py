@@ -17,7 +17,7 @@ from typing import Any
 from sim.core.kernel import Kernel
 from sim.model.fault_kinds import FAULT_EFFECTS, FaultKindEffect, RandomCrash, Targets
 from sim.model.server import Server
-from sim.scenario.schema import Fault, FaultKind
+from sim.scenario.faults import Fault, FaultKind
 
 FAULT_COLUMNS = ("at_s", "until_s", "kind", "target", "detail")
 

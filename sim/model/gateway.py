@@ -32,7 +32,8 @@ from sim.model.links import Links
 from sim.model.presence import Presence
 from sim.model.protocol import ClientSide, ConnectCtx, DeliveryAck, SendCtx, SyncCtx, UserEpoch
 from sim.model.transport import ClientTransport
-from sim.scenario.schema import AckAfter, Architecture, RateLimitKind
+from sim.scenario.architecture import AckAfter, Architecture
+from sim.scenario.security import RateLimitKind
 
 
 class Gateway:

@@ -20,7 +20,7 @@ from sim.model.client_state import CONNECTED, ClientLink, ClientState
 from sim.model.costs import Costs
 from sim.model.protocol import Batch, SendCtx, ServerSide
 from sim.model.transport import ClientTransport
-from sim.scenario.schema import Backoff, Resilience
+from sim.scenario.resilience import Backoff, Resilience
 from sim.workload.population import Conversations
 
 #: how the timeline takes a message it received: (user, batch, path, reference time s)

@@ -40,7 +40,9 @@ from sim.model.presence import Presence
 from sim.model.protocol import ClientSide
 from sim.model.service import MessageService
 from sim.model.transport import ClientTransport
-from sim.scenario.schema import AuthKind, FaultKind, Scenario
+from sim.scenario.faults import FaultKind
+from sim.scenario.schema import Scenario
+from sim.scenario.security import AuthKind
 from sim.workload.population import Conversations
 
 

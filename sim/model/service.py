@@ -25,7 +25,7 @@ from sim.model.costs import Costs
 from sim.model.links import Links
 from sim.model.presence import Presence
 from sim.model.protocol import ClientSide, SendCtx
-from sim.scenario.schema import AckAfter, Architecture
+from sim.scenario.architecture import AckAfter, Architecture
 
 #: a consumer whose store write failed tries again after this long
 CONSUMER_RETRY_S = 0.1

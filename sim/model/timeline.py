@@ -16,7 +16,7 @@ from sim.model.client_state import CONNECTED, PATH_GONE, ClientLink, ClientState
 from sim.model.costs import Costs
 from sim.model.protocol import DeliverCtx, PollReply, ServerSide, SyncCtx, SyncReply
 from sim.model.transport import ClientTransport
-from sim.scenario.schema import Resilience
+from sim.scenario.resilience import Resilience
 from sim.workload.population import Conversations
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sim.scenario.schema import Transport, TransportKind
+from sim.scenario.architecture import Transport, TransportKind
 
 #: TCP handshake (1 RTT) + TLS 1.3 full handshake (1 RTT, RFC 8446 §2) before the first request.
 HTTP_CONNECT_RTTS = 2.0

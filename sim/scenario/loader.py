@@ -5,13 +5,18 @@ folder, the installed ``models`` package data, or the folders listed in
 ``MSGSIM_MODELS_PATH``); a path to a YAML file works too. In a scenario file the
 ``architecture`` and ``workload`` sections may be given by name instead of
 inline: ``workload: chat_20k`` reads ``models/workloads/chat_20k.yaml``.
+
+The broker and the store are one class per ``kind``: a field of another kind
+is refused with a message naming the field and the kind, and an override that
+changes the kind (``architecture.broker.kind=kafka``) drops the fields of the
+old kind that the new one lacks, unless the overrides set them themselves.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,7 +25,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from sim.scenario.schema import Scenario
+from sim.scenario.errors import format_validation_error
+from sim.scenario.schema import Scenario, field_model, kinds_at, section_kinds
 
 
 class ScenarioError(ValueError):
@@ -191,6 +197,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
     Unknown paths are rejected here, with the nearest known field suggested.
     """
     result = _deep_copy(raw)
+    given: list[tuple[str, ...]] = []  # the paths set so far by these overrides
     for dotted, value in overrides.items():
         parts = dotted.split(".")
         _check_path(parts, dotted)
@@ -208,8 +215,32 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
         if isinstance(node, list):
             node[int(last)] = value
         else:
+            if last == "kind":
+                _drop_othersection_kinds(node, parts[:-1], value, given)
             node[last] = value
+        given.append(tuple(parts))
     return result
+
+
+def _drop_othersection_kinds(
+    section: dict[str, Any], path: list[str], kind: Any, given: list[tuple[str, ...]]
+) -> None:
+    """Switching the kind of a section that is one class per kind (broker, store) drops
+    the fields the section had that the new kind lacks: they were the old kind's. Fields
+    that the overrides set themselves stay, to be validated against the new kind."""
+    found = kinds_at(path)
+    if found is None:
+        return
+    kinds, default = found
+    new = kinds.get(str(kind))
+    if new is None or str(section.get("kind", default)) == str(kind):
+        return  # an unknown kind (refused by validation), or no change
+    prefix = tuple(path)
+    for key in list(section):
+        here = (*prefix, key)
+        overridden = any(p[: len(here)] == here or here[: len(p)] == p for p in given)
+        if key not in new.model_fields and not overridden:
+            del section[key]
 
 
 def _deep_copy(value: Any) -> Any:
@@ -222,95 +253,28 @@ def _deep_copy(value: Any) -> Any:
 
 def _check_path(parts: list[str], dotted: str) -> None:
     model: type[BaseModel] | None = Scenario
+    kinds: dict[str, type[BaseModel]] | None = None
     walked: list[str] = []
     for part in parts:
-        if model is None:
+        if kinds is not None:
+            # a section of one class per kind: a field of any kind passes here, and
+            # validation refuses it if the section's kind lacks it
+            fields = {n: f for member in kinds.values() for n, f in member.model_fields.items()}
+        elif model is not None:
+            fields = model.model_fields
+        else:
             return  # inside a distribution or a list: validated later
-        fields = model.model_fields
         if part not in fields:
             close = difflib.get_close_matches(part, fields, n=1)
             hint = f" (did you mean {'.'.join([*walked, close[0]])!r}?)" if close else ""
             where = ".".join(walked) or "the scenario"
+            which = " (of all kinds)" if kinds is not None else ""
             raise ScenarioError(
-                f"unknown field {dotted!r}{hint}; fields of {where}: {', '.join(fields)}"
+                f"unknown field {dotted!r}{hint}; fields of {where}{which}: {', '.join(fields)}"
             )
         walked.append(part)
-        annotation = fields[part].annotation
-        model = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
-
-
-def format_validation_error(exc: ValidationError, origin: str = "scenario") -> str:
-    """One readable message per problem: field path, value given, what is allowed."""
-    lines = []
-    for err in exc.errors(include_url=False):
-        loc = _location(err["loc"])
-        kind = err["type"]
-        given = err.get("input")
-        if kind == "extra_forbidden":
-            parent = _model_at(err["loc"][:-1])
-            allowed = list(parent.model_fields) if parent else []
-            close = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            lines.append(
-                f"{loc}: unknown field{hint}; allowed here: {', '.join(allowed) or '(none)'}"
-            )
-        elif kind == "enum":
-            expected = err.get("ctx", {}).get("expected", "")
-            lines.append(f"{loc}: {given!r} is not allowed; allowed: {expected}")
-        elif kind in ("union_tag_invalid", "union_tag_not_found"):
-            lines.append(
-                f"{loc}: a distribution needs 'dist' set to one of constant, exponential, "
-                f"lognormal, gamma, pareto, zipf, empirical, mixture (or a plain number); "
-                f"got {given!r}"
-            )
-        else:
-            msg = err["msg"]
-            if msg.startswith("Value error, "):
-                msg = msg[len("Value error, ") :]
-            shown = "" if isinstance(given, dict) else f" (got {given!r})"
-            lines.append(f"{loc}: {msg}{shown}")
-    head = f"{origin}: invalid scenario" if len(lines) > 1 else origin
-    if len(lines) == 1:
-        return f"{head}: {lines[0]}"
-    return head + "\n  " + "\n  ".join(lines)
-
-
-def _location(loc: Iterable[Any]) -> str:
-    parts = []
-    for item in loc:
-        text = str(item)
-        # pydantic adds union branch and validator names; they mean nothing to users
-        if text.startswith("function-") or text in (
-            "constant",
-            "exponential",
-            "lognormal",
-            "gamma",
-            "pareto",
-            "zipf",
-            "empirical",
-            "mixture",
-        ):
-            continue
-        parts.append(text)
-    return ".".join(parts) or "scenario"
-
-
-def _model_at(loc: Iterable[Any]) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = Scenario
-    for item in loc:
-        if model is None or not isinstance(item, str) or item not in model.model_fields:
-            return None
-        annotation = model.model_fields[item].annotation
-        model = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
-    return model
+        kinds = section_kinds(fields[part])
+        model = field_model(fields[part])
 
 
 def with_overrides(scenario: Scenario, overrides: Mapping[str, Any]) -> Scenario:

@@ -153,7 +153,7 @@ class SweepSpec(SweepDesign):
 def _spec_error(exc: ValidationError, origin: str, model: type[BaseModel]) -> ScenarioError:
     """One message per problem, naming the sweep field, in the scenario loader's words.
 
-    :func:`sim.scenario.loader.format_validation_error` knows the scenario's fields, so an
+    :func:`sim.scenario.errors.format_validation_error` knows the scenario's fields, so an
     unknown field of the sweep format is named here, with the fields allowed there.
     """
     lines = []

@@ -31,7 +31,7 @@ import numpy as np
 
 from sim.core.distributions import BlockDraws, Distribution
 from sim.core.kernel import Kernel, Streams
-from sim.scenario.schema import Attack
+from sim.scenario.workload import Attack
 from sim.workload.population import Conversations
 
 SendFn = Callable[[int, int, int], None]

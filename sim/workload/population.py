@@ -23,7 +23,7 @@ import numpy as np
 
 from sim.core.distributions import Exponential, LogNormal, exponential, lognormal
 from sim.core.kernel import Kernel, Streams
-from sim.scenario.schema import SessionShape, Workload
+from sim.scenario.workload import SessionShape, Workload
 
 
 class Conversations:

@@ -24,7 +24,7 @@ import numpy as np
 
 from sim.core.distributions import BlockDraws
 from sim.core.kernel import Kernel, Streams
-from sim.scenario.schema import Workload
+from sim.scenario.workload import Workload
 from sim.workload.population import Conversations, OnlineSet
 
 SendFn = Callable[[int, int, int], None]

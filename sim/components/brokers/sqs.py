@@ -1,40 +1,25 @@
 """Amazon SQS as the broker: a managed queue, standard or FIFO, read by long polling.
 
-SQS is one regional endpoint: ``broker.nodes`` is ignored, and ``crash(0)``
-means the endpoint is unavailable (every API call errors) until ``recover(0)``.
-Every API call takes ``api_s`` (request and response together); the service's
-own hops to and from the endpoint are the message service's business.
+SQS is one regional endpoint: ``crash(0)`` means the endpoint is unavailable
+(every API call errors) until ``recover(0)``. Every API call takes ``api_s``
+(request and response together); the service's own hops to and from the
+endpoint are the message service's business. What the queue holds and how
+consumers receive and delete it (long polls, visibility timeouts, retention,
+standard queues' shards and duplicates, FIFO groups) is in
+:mod:`~sim.components.brokers.sqs_delivery`, the base class of :class:`SqsQueue`;
+this module sends.
 
 * SendMessage: after ``api_s`` the message is stored and ``ok`` is called.
-* Consumers: each message service instance runs :data:`POLLERS` pollers. A poller
-  calls ReceiveMessage (``WaitTimeSeconds`` 20, up to 10 messages); the call
-  returns as soon as a message is available, or empty after 20 s, and the poller
-  calls again. It holds back while its instance has :data:`MAX_UNDELETED`
-  received messages not yet processed. A received message is invisible for
-  ``visibility_timeout_s``; ``done`` sends DeleteMessage (``api_s``). A message
-  not deleted in time (its consumer died, the delete failed) becomes visible
-  again and is received again: a duplicate.
-* Retention: a message older than ``retention_s`` is deleted unread
-  (``sqs_expired``): if it was published and acknowledged, it is lost.
-
-Standard queues (``kind: sqs``): at-least-once, best-effort order. The queue is
-spread over :data:`SHARDS` hidden servers; each message lands on one at random
-and a receive takes each message from a random non-empty server, so a busy
-conversation's messages come out of order. Each message received comes with an
-extra copy, with probability ``duplicate_probability``, that a later receive
-returns (``sqs_duplicates``).
-
-FIFO queues (``kind: sqs_fifo``): the message group is the conversation. Order
-is strict within a group, and while one message of a group is in flight
-(received, not deleted) no other message of that group is delivered. A resend
-of a message within :data:`DEDUP_WINDOW_S` of its first successful send is
-accepted (``ok``) and not stored again. SendMessage calls are limited to
-``fifo_ops_per_s`` per second (a token bucket holding 1 s of calls); a call over
-the limit fails with ThrottlingException (``error`` for all its messages,
-``sqs_throttled`` counts them). With ``fifo_batch`` > 1 the publisher batches
-(SendMessageBatch): messages waiting together share a call of up to
-``fifo_batch`` messages; a call leaves when full, or ``1 / fifo_ops_per_s``
-after its first message (so that a publisher at the call limit still batches).
+  Standard queues (``kind: sqs``) are at-least-once, best-effort order.
+* FIFO queues (``kind: sqs_fifo``): a resend of a message within
+  :data:`DEDUP_WINDOW_S` of its first successful send is accepted (``ok``) and not
+  stored again. SendMessage calls are limited to ``fifo_ops_per_s`` per second (a
+  token bucket holding 1 s of calls); a call over the limit fails with
+  ThrottlingException (``error`` for all its messages, ``sqs_throttled`` counts
+  them). With ``fifo_batch`` > 1 the publisher batches
+  (SendMessageBatch): messages waiting together share a call of up to
+  ``fifo_batch`` messages; a call leaves when full, or ``1 / fifo_ops_per_s``
+  after its first message (so that a publisher at the call limit still batches).
 
 Not modelled: throttling of standard queues (nearly unlimited) and of FIFO
 receive/delete calls (each action has its own 300 TPS), FIFO high-throughput
@@ -43,146 +28,72 @@ them, to be processed in order: here the group waits for the delete), the
 in-flight limits (120,000), message size limits and costs per request, short
 polling (sampling a subset of servers), dead-letter queues, delay queues.
 
-Random numbers: ``broker.api`` (call latencies), ``broker.shard`` (standard:
-server choices), ``broker.duplicate`` (standard: extra copies).
+Random numbers: ``broker.api`` (call latencies, shared with the receiving side).
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from sim.components.durable import BrokerModel, Done
+from sim.components.brokers.sqs_delivery import (
+    DELETED,
+    PENDING,
+    RETRY_S,
+    SqsDelivery,
+    StoredCopy,
+)
+from sim.components.durable import Done
 from sim.components.station import Station
-from sim.core.distributions import BlockDraws
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
-from sim.scenario.schema import Broker, BrokerKind
+from sim.scenario.broker import SqsConfig, SqsFifoConfig
 
-#: ReceiveMessage WaitTimeSeconds: the longest long poll SQS allows
-LONG_POLL_S = 20.0
-#: ReceiveMessage MaxNumberOfMessages: the most a receive returns
-MAX_MESSAGES = 10
 #: FIFO deduplication interval
 DEDUP_WINDOW_S = 300.0
-#: hidden servers a standard queue is spread over (a modelling device)
-SHARDS = 8
-#: concurrent long polls per consumer instance (assumption)
-POLLERS = 2
-#: received, unprocessed messages a consumer instance holds before it stops polling (assumption)
-MAX_UNDELETED = 100
-#: a poller whose call failed (endpoint down) calls again after this long
-RETRY_S = 1.0
-#: how often the model looks for consumer instances that (re)started and should poll
-MONITOR_S = 1.0
-
-#: states of a stored copy (``_PENDING``: FIFO, placed in its group, its SendMessage not done)
-_VISIBLE, _INFLIGHT, _DELETED, _EXPIRED, _PENDING = range(5)
-
-
-class _Rec:
-    """One stored copy of a message."""
-
-    __slots__ = ("expired", "msg", "receipt", "sent_s", "state")
-
-    def __init__(self, msg: Message, sent_s: float) -> None:
-        self.msg = msg
-        self.sent_s = sent_s
-        self.state = _VISIBLE
-        self.receipt = 0
-        #: retention passed while in flight: dropped instead of becoming visible again
-        self.expired = False
-
-
-class _Poll:
-    """A long poll held at the endpoint."""
-
-    __slots__ = ("active", "c", "epoch")
-
-    def __init__(self, c: int, epoch: int) -> None:
-        self.c = c
-        self.epoch = epoch
-        self.active = True
-
 
 #: one message of a SendMessage(Batch) call
 _Entry = tuple[Message, Done, Done]
 
 
-class SqsQueue(BrokerModel):
+class SqsQueue(SqsDelivery):
     """One SQS queue, standard (``sqs``) or FIFO (``sqs_fifo``)."""
-
-    managed = True
 
     def __init__(
         self,
-        spec: Broker,
+        spec: SqsConfig | SqsFifoConfig,
         kernel: Kernel,
         hop: Callable[[], float],
         measure_from_s: float,
         consumers: Sequence[Station],
     ) -> None:
-        super().__init__(kernel, "broker", 1, spec.workers, measure_from_s, hop, consumers)
-        if spec.kind not in (BrokerKind.SQS, BrokerKind.SQS_FIFO):
+        if not isinstance(spec, SqsConfig | SqsFifoConfig):  # a caller that ignored the types
             raise ValueError(f"SqsQueue needs broker.kind sqs or sqs_fifo, got {spec.kind.value}")
+        super().__init__(spec, kernel, hop, measure_from_s, consumers)
         self.spec = spec
-        self.fifo = spec.kind is BrokerKind.SQS_FIFO
-        streams = kernel.streams
-        self.api_s = spec.api_s.sampler(streams.generator("broker.api"))
-        self.visibility_s = spec.visibility_timeout_s
-        self.retention_s = spec.retention_s
-        self.endpoint = self.stations[0]
-        # standard: shards of visible copies
-        self.shards: list[deque[_Rec]] = [deque() for _ in range(SHARDS)]
-        self.visible = 0
-        self._shard_u = BlockDraws(streams.generator("broker.shard").random)
-        self._dup_u = BlockDraws(streams.generator("broker.duplicate").random)
-        self.duplicate_p = 0.0 if self.fifo else spec.duplicate_probability
-        # fifo: per group the visible messages in order, groups in flight, groups ready
-        self.groups: dict[int, deque[_Rec]] = {}
-        self.busy_groups: set[int] = set()
-        self.ready_groups: deque[int] = deque()
-        self.queued_groups: set[int] = set()
         self.dedup: dict[int, float] = {}
         self.dedup_order: deque[tuple[float, int]] = deque()
-        # fifo: SendMessage token bucket and the publisher's batch
-        self.rate = spec.fifo_ops_per_s
-        self.burst = spec.fifo_ops_per_s  # one second of calls
+        # fifo: SendMessage token bucket and the publisher's batch (a standard queue has
+        # neither, and its sends never look at them)
+        if isinstance(spec, SqsFifoConfig):
+            ops_per_s, batch = spec.fifo_ops_per_s, spec.fifo_batch
+        else:
+            ops_per_s, batch = math.inf, 1
+        self.rate = ops_per_s
+        self.burst = ops_per_s  # one second of calls
         self.tokens = self.burst
         self.tokens_s = 0.0
-        self.batch = spec.fifo_batch
-        self.linger_s = 1.0 / spec.fifo_ops_per_s
+        self.batch = batch
+        self.linger_s = 1.0 / ops_per_s
         self.outbox: list[_Entry] = []
         self._outbox_no = 0
-        # visibility timeouts and retention: ordered deques, one timer each
-        self.invisible: deque[tuple[float, _Rec, int]] = deque()
-        self._vis_armed = False
-        self.by_age: deque[_Rec] = deque()
-        self._age_armed = False
-        # consumers
-        n = len(consumers)
-        self.polling_epoch = [-1] * n
-        self.undeleted = [0] * n
-        self.parked = [0] * n
-        self.waiting: deque[_Poll] = deque()
-        # counters
         self.sent = 0
         self.send_errors = 0
         self.throttled = 0
         self.throttled_calls = 0
         self.send_calls = 0
         self.deduplicated = 0
-        self.receives = 0
-        self.empty_receives = 0
-        self.receive_errors = 0
-        self.received = 0
-        self.duplicates = 0
-        self.visibility_returns = 0
-        self.deletes = 0
-        self.delete_errors = 0
-        self.expired = 0
-        self.max_depth = 0
-        self._monitor(None)
 
     # ------------------------------------------------------------ send
 
@@ -211,7 +122,7 @@ class SqsQueue(BrokerModel):
             error(msg)
             return
         self.sent += 1
-        self._store(_Rec(msg, self.now))
+        self._store(StoredCopy(msg, self.now))
         ok(msg)
 
     def _flush(self, outbox_no: int) -> None:
@@ -251,7 +162,7 @@ class SqsQueue(BrokerModel):
         for msg, _, error in entries:
             error(msg)
 
-    def _fifo_arrive(self, entries: list[_Entry]) -> list[_Rec | None]:
+    def _fifo_arrive(self, entries: list[_Entry]) -> list[StoredCopy | None]:
         """A FIFO call reaches the queue: each new message takes its place in its group
         now (the group's order is arrival order), a resend within the deduplication
         interval takes none (``None``)."""
@@ -263,7 +174,7 @@ class SqsQueue(BrokerModel):
             t, old = order.popleft()
             if dedup.get(old) == t:
                 del dedup[old]
-        recs: list[_Rec | None] = []
+        recs: list[StoredCopy | None] = []
         groups = self.groups
         for msg, _, _ in entries:
             first = dedup.get(msg.msg_id)
@@ -272,8 +183,8 @@ class SqsQueue(BrokerModel):
                 continue
             dedup[msg.msg_id] = now
             order.append((now, msg.msg_id))
-            rec = _Rec(msg, now)
-            rec.state = _PENDING
+            rec = StoredCopy(msg, now)
+            rec.state = PENDING
             dq = groups.get(msg.conv)
             if dq is None:
                 dq = groups[msg.conv] = deque()
@@ -281,12 +192,12 @@ class SqsQueue(BrokerModel):
             recs.append(rec)
         return recs
 
-    def _fifo_sent(self, call: tuple[list[_Entry], list[_Rec | None]]) -> None:
+    def _fifo_sent(self, call: tuple[list[_Entry], list[StoredCopy | None]]) -> None:
         entries, recs = call
         if not self.endpoint.up:
             for (msg, _, error), rec in zip(entries, recs, strict=True):
                 if rec is not None:
-                    rec.state = _DELETED  # never stored: it leaves its group
+                    rec.state = DELETED  # never stored: it leaves its group
                     if self.dedup.get(msg.msg_id) == rec.sent_s:
                         del self.dedup[msg.msg_id]
                     self._group_ready(msg.conv, False)
@@ -302,294 +213,6 @@ class SqsQueue(BrokerModel):
                 self.sent += 1
                 self._store(rec)
             ok(msg)
-
-    # ------------------------------------------------------------ the stored messages
-
-    def _store(self, rec: _Rec) -> None:
-        """A new message (not a copy): it starts its retention period."""
-        by_age = self.by_age
-        while by_age and by_age[0].state == _DELETED:
-            by_age.popleft()
-        by_age.append(rec)
-        if not self._age_armed:
-            self._age_armed = True
-            self.after(max(0.0, by_age[0].sent_s + self.retention_s - self.now), self._age, None)
-        self._make_visible(rec, False)
-
-    def _make_visible(self, rec: _Rec, front: bool) -> None:
-        """``rec`` can be received: new (FIFO: already in its group), or back at the
-        head of the queue (``front``) after its visibility timeout."""
-        rec.state = _VISIBLE
-        if self.fifo:
-            group = rec.msg.conv
-            if front:
-                dq = self.groups.get(group)
-                if dq is None:
-                    dq = self.groups[group] = deque()
-                dq.appendleft(rec)
-            self._group_ready(group, front)
-        else:
-            shard = self.shards[int(self._shard_u() * SHARDS)]
-            if front:
-                shard.appendleft(rec)
-            else:
-                shard.append(rec)
-        self.visible += 1
-        if self.visible > self.max_depth:
-            self.max_depth = self.visible
-        if self.waiting:
-            self._wake()
-
-    def _group_ready(self, group: int, front: bool) -> None:
-        """FIFO: queue ``group`` for receives if none of it is in flight and its head is
-        visible (a head whose SendMessage is still in progress holds the group back)."""
-        if group in self.busy_groups or group in self.queued_groups:
-            return
-        dq = self.groups.get(group)
-        if dq is None:
-            return
-        while dq and (dq[0].state == _DELETED or dq[0].state == _EXPIRED):
-            dq.popleft()
-        if not dq:
-            del self.groups[group]
-            return
-        if dq[0].state != _VISIBLE:
-            return
-        self.queued_groups.add(group)
-        if front:
-            self.ready_groups.appendleft(group)
-        else:
-            self.ready_groups.append(group)
-
-    def _expire(self, rec: _Rec) -> None:
-        """Retention passed for a visible message: deleted unread."""
-        rec.state = _EXPIRED
-        self.visible -= 1
-        self.expired += 1
-
-    def _age(self, _: object) -> None:
-        now = self.now
-        by_age = self.by_age
-        limit = self.retention_s
-        while by_age:
-            rec = by_age[0]
-            if rec.state == _DELETED or rec.state == _EXPIRED:
-                by_age.popleft()
-                continue
-            if rec.sent_s + limit > now + 1e-9:
-                break
-            by_age.popleft()
-            if rec.state == _VISIBLE:
-                self._expire(rec)
-            else:
-                rec.expired = True
-        if by_age:
-            self.after(max(0.0, by_age[0].sent_s + limit - now), self._age, None)
-        else:
-            self._age_armed = False
-
-    def _take(self, limit: int) -> list[_Rec]:
-        """Up to ``limit`` visible messages for one receive."""
-        batch: list[_Rec] = []
-        too_old = self.now - self.retention_s
-        if self.fifo:
-            groups = self.groups
-            ready = self.ready_groups
-            while len(batch) < limit and ready:
-                group = ready.popleft()
-                self.queued_groups.discard(group)
-                dq = groups.get(group)
-                while dq:
-                    rec = dq[0]
-                    if rec.state == _PENDING:
-                        break  # ready again once that message is stored
-                    dq.popleft()
-                    if rec.state != _VISIBLE:
-                        continue
-                    if rec.sent_s <= too_old:
-                        self._expire(rec)
-                        continue
-                    batch.append(rec)
-                    self.busy_groups.add(group)
-                    break
-                if dq is not None and not dq and group not in self.busy_groups:
-                    del groups[group]
-            return batch
-        shards = self.shards
-        while len(batch) < limit and self.visible > 0:
-            start = int(self._shard_u() * SHARDS)
-            for i in range(SHARDS):
-                shard = shards[(start + i) % SHARDS]
-                while shard and shard[0].state != _VISIBLE:
-                    shard.popleft()
-                if shard:
-                    rec = shard.popleft()
-                    if rec.sent_s <= too_old:
-                        self._expire(rec)
-                    else:
-                        batch.append(rec)
-                    break
-            else:
-                break  # nothing visible after all (cannot happen while the count is right)
-        return batch
-
-    def _has_visible(self) -> bool:
-        return bool(self.ready_groups) if self.fifo else self.visible > 0
-
-    # ------------------------------------------------------------ consumers
-
-    def _monitor(self, _: object) -> None:
-        """Consumer instances that are up and not polling yet (a start or a restart) begin."""
-        for c, station in enumerate(self.consumers):
-            if station.up and self.polling_epoch[c] != station.epoch:
-                epoch = station.epoch
-                self.polling_epoch[c] = epoch
-                self.undeleted[c] = 0
-                self.parked[c] = 0
-                for _ in range(POLLERS):
-                    self._poll(c, epoch)
-        self.after(MONITOR_S, self._monitor, None)
-
-    def _poll(self, c: int, epoch: int) -> None:
-        """A poller of consumer ``c`` calls ReceiveMessage, if its process still runs."""
-        station = self.consumers[c]
-        if not station.up or station.epoch != epoch:
-            return  # the process is gone: so are its pollers
-        if self.undeleted[c] + MAX_MESSAGES > MAX_UNDELETED:
-            self.parked[c] += 1
-            return
-        self.receives += 1
-        self.after(self.api_s(), self._receive, (c, epoch))
-
-    def _poll_again(self, ctx: tuple[int, int]) -> None:
-        self._poll(ctx[0], ctx[1])
-
-    def _receive(self, ctx: tuple[int, int]) -> None:
-        c, epoch = ctx
-        if not self.endpoint.up:
-            self.receive_errors += 1
-            self.after(RETRY_S, self._poll_again, ctx)
-            return
-        batch = self._take(MAX_MESSAGES)
-        if batch:
-            self._hand(c, epoch, batch)
-            self._poll(c, epoch)
-            return
-        poll = _Poll(c, epoch)
-        waiting = self.waiting
-        while waiting and not waiting[0].active:
-            waiting.popleft()
-        waiting.append(poll)
-        self.after(LONG_POLL_S, self._poll_timeout, poll)
-
-    def _poll_timeout(self, poll: _Poll) -> None:
-        if poll.active:
-            poll.active = False
-            self.empty_receives += 1
-            self._poll(poll.c, poll.epoch)
-
-    def _wake(self) -> None:
-        """Messages became visible: held long polls return with them."""
-        waiting = self.waiting
-        while waiting and self._has_visible():
-            poll = waiting.popleft()
-            if not poll.active:
-                continue
-            batch = self._take(MAX_MESSAGES)
-            if not batch:
-                waiting.appendleft(poll)  # only expired messages were left
-                return
-            poll.active = False
-            self._hand(poll.c, poll.epoch, batch)
-            self._poll(poll.c, poll.epoch)
-
-    def _hand(self, c: int, epoch: int, batch: list[_Rec]) -> None:
-        """The receive returns ``batch`` to consumer ``c``: each message turns invisible."""
-        deadline = self.now + self.visibility_s
-        invisible = self.invisible
-        dup_p = self.duplicate_p
-        self.received += len(batch)
-        self.undeleted[c] += len(batch)
-        for rec in batch:
-            rec.state = _INFLIGHT
-            rec.receipt += 1
-            receipt = rec.receipt
-            self.visible -= 1
-            invisible.append((deadline, rec, receipt))
-            if dup_p > 0.0 and self._dup_u() < dup_p:
-                self.duplicates += 1
-                copy = _Rec(rec.msg, rec.sent_s)
-                self.after(0.0, self._copy_visible, copy)
-            self.consume(c, rec.msg, self._done_for(c, epoch, rec, receipt))
-        if not self._vis_armed:
-            self._vis_armed = True
-            self.after(invisible[0][0] - self.now, self._visibility, None)
-
-    def _done_for(self, c: int, epoch: int, rec: _Rec, receipt: int) -> Done:
-        def done(_msg: Message) -> None:
-            self._processed(c, epoch, rec, receipt)
-
-        return done
-
-    def _copy_visible(self, rec: _Rec) -> None:
-        self._make_visible(rec, False)
-
-    def _processed(self, c: int, epoch: int, rec: _Rec, receipt: int) -> None:
-        """The consumer is done with a message: it frees room and sends DeleteMessage."""
-        if self.polling_epoch[c] == epoch:
-            self.undeleted[c] -= 1
-            if self.parked[c] and self.undeleted[c] + MAX_MESSAGES <= MAX_UNDELETED:
-                self.parked[c] -= 1
-                self._poll(c, epoch)
-        if not self.endpoint.up:
-            self.delete_errors += 1
-            return  # the message becomes visible again after its timeout
-        self.after(self.api_s(), self._deleted, (rec, receipt))
-
-    def _deleted(self, ctx: tuple[_Rec, int]) -> None:
-        rec, receipt = ctx
-        if not self.endpoint.up:
-            self.delete_errors += 1
-            return
-        if rec.state != _INFLIGHT or rec.receipt != receipt:
-            return  # a stale receipt handle: the message was received again meanwhile
-        rec.state = _DELETED
-        self.deletes += 1
-        if self.fifo:
-            self._release(rec.msg.conv)
-
-    def _release(self, group: int) -> None:
-        self.busy_groups.discard(group)
-        self._group_ready(group, False)
-        if self.waiting:
-            self._wake()
-
-    def _visibility(self, _: object) -> None:
-        now = self.now + 1e-9
-        invisible = self.invisible
-        while invisible:
-            deadline, rec, receipt = invisible[0]
-            live = rec.state == _INFLIGHT and rec.receipt == receipt
-            if live and deadline > now:
-                break
-            invisible.popleft()
-            if not live:
-                continue
-            # not deleted in time: visible again (or gone, if retention passed meanwhile)
-            if rec.expired or rec.sent_s + self.retention_s <= now:
-                rec.state = _EXPIRED
-                self.expired += 1
-                if self.fifo:
-                    self._release(rec.msg.conv)
-                continue
-            self.visibility_returns += 1
-            if self.fifo:
-                self.busy_groups.discard(rec.msg.conv)
-            self._make_visible(rec, True)
-        if invisible:
-            self.after(max(0.0, invisible[0][0] - self.now), self._visibility, None)
-        else:
-            self._vis_armed = False
 
     # ------------------------------------------------------------ faults and summary
 
@@ -618,10 +241,6 @@ class SqsQueue(BrokerModel):
     def on_recover(self, node: int) -> None:
         self.event("sqs endpoint available")
 
-    def depth(self) -> int:
-        """Visible messages."""
-        return self.visible
-
     def counters(self) -> dict[str, float]:
         return {
             "sqs_sent": float(self.sent),
@@ -645,4 +264,4 @@ class SqsQueue(BrokerModel):
         return self.depth()
 
 
-__all__ = ["SqsQueue"]
+__all__ = ["DEDUP_WINDOW_S", "SqsQueue"]
