@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.components.backoff import backoff_s
-from sim.components.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from sim.components.bulkhead import Bulkhead
-from sim.components.guard import Guard
+from sim.components.resilience.backoff import backoff_s
+from sim.components.resilience.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from sim.components.resilience.bulkhead import Bulkhead
+from sim.components.resilience.guard import Guard
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message
 from sim.core.statistics import mean_ci

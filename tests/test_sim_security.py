@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.components.auth import AuthServer, auth_request_cost, introspection_call_s
-from sim.components.detector import Detector
-from sim.components.introspection import Introspection
-from sim.components.ratelimit import TokenBuckets
+from sim.components.security.auth import AuthServer, auth_request_cost, introspection_call_s
+from sim.components.security.detector import Detector
+from sim.components.security.introspection import Introspection
+from sim.components.security.ratelimit import TokenBuckets
+from sim.components.security.tokens import TokenClock
 from sim.components.station import Station
-from sim.components.tokens import TokenClock
 from sim.core.distributions import Constant, LogNormal
 from sim.core.kernel import Kernel, Streams
 from sim.core.statistics import mean_ci

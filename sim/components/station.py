@@ -35,7 +35,7 @@ class Station:
       caller (the message path's samplers are in ``sim.model.costs``) and
       ``fn(arg)`` called when the job is done. A new kind of request, or a new
       tier made of instances (as the authorization server,
-      :class:`sim.components.auth.AuthServer`, and the nodes of a store or
+      :class:`sim.components.security.auth.AuthServer`, and the nodes of a store or
       broker, :class:`sim.components.durable.Cluster`, are), needs no change
       here; its stations join the model's list of stations, which the sampler
       and the readout walk.

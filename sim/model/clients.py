@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.components.backoff import backoff_s
+from sim.components.resilience.backoff import backoff_s
 from sim.core.distributions import BlockDraws
 from sim.core.kernel import Kernel, Timeouts
 from sim.core.metrics import PATH_SYNC, Recorder

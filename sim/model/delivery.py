@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sim.components.defences import Defences
 from sim.components.durable import StoreModel
-from sim.components.guard import GuardedCall
 from sim.components.inbox import Inbox
+from sim.components.resilience.defences import Defences
+from sim.components.resilience.guard import GuardedCall
 from sim.core.kernel import Kernel
 from sim.core.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
 from sim.model.costs import Costs

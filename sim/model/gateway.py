@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from sim.components.auth import AuthServer
 from sim.components.balancer import Balancer
-from sim.components.defences import Defences
-from sim.components.detector import Detector
-from sim.components.introspection import Introspection
-from sim.components.ratelimit import TokenBuckets
+from sim.components.resilience.defences import Defences
+from sim.components.security.auth import AuthServer
+from sim.components.security.detector import Detector
+from sim.components.security.introspection import Introspection
+from sim.components.security.ratelimit import TokenBuckets
+from sim.components.security.tokens import TokenClock
 from sim.components.station import Station
-from sim.components.tokens import TokenClock
 from sim.core.kernel import Kernel
 from sim.core.metrics import Recorder
 from sim.model.costs import Costs

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.components.backoff import backoff_s
+from sim.components.resilience.backoff import backoff_s
 from sim.core.distributions import BlockDraws
 from sim.core.kernel import Kernel, Timeouts
 from sim.core.metrics import PATH_ONLINE, Message, Recorder
@@ -149,8 +149,9 @@ class Outbox:
         self.after(self._backoff_s(msg), self._retry, msg)
 
     def _backoff_s(self, msg: Message) -> float:
-        """Delay before the next attempt of ``msg``: :func:`sim.components.backoff.backoff_s`
-        (AWS Architecture Blog, "Exponential Backoff and Jitter", 2015)."""
+        """Delay before the next attempt of ``msg``: see
+        :func:`sim.components.resilience.backoff.backoff_s` (AWS Architecture Blog,
+        "Exponential Backoff and Jitter", 2015)."""
         if self.backoff is not Backoff.DECORRELATED_JITTER:
             return backoff_s(
                 self.backoff, msg.attempts, self.base_s, self.cap_s, self._uniform, self.base_s

@@ -21,14 +21,14 @@ interface of :mod:`sim.model.protocol`.
 
 from __future__ import annotations
 
-from sim.components.auth import AuthServer
 from sim.components.balancer import Balancer
-from sim.components.defences import Defences
 from sim.components.inbox import Inbox
-from sim.components.introspection import Introspection
+from sim.components.resilience.defences import Defences
+from sim.components.security.auth import AuthServer
+from sim.components.security.introspection import Introspection
+from sim.components.security.tokens import TokenClock
 from sim.components.station import Station
 from sim.components.systems import build_broker, build_store
-from sim.components.tokens import TokenClock
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message, Recorder
 from sim.model.costs import Costs
@@ -134,7 +134,7 @@ class Server:
         self.issues_tokens = self.auth_server is not None
         self.inbox = Inbox(scenario, kernel, hop)
         self.stations.extend(self.auth_stations)
-        #: circuit breakers, bulkheads, load shedding, degradation (sim.components.defences)
+        #: circuit breakers, bulkheads, load shedding, degradation (sim.components.resilience)
         self.defences = Defences(
             arch.resilience,
             kernel,

@@ -15,9 +15,9 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Sequence
 
-from sim.components.defences import Defences
 from sim.components.durable import BrokerModel, StoreModel
-from sim.components.guard import GuardedCall
+from sim.components.resilience.defences import Defences
+from sim.components.resilience.guard import GuardedCall
 from sim.components.station import Station
 from sim.core.kernel import Kernel, Timeouts
 from sim.core.metrics import Message, Recorder

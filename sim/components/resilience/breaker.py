@@ -2,7 +2,7 @@
 
 Closed, open and half-open with a count or time sliding window, as resilience4j
 does it (``architecture.resilience.circuit_breaker``). A :class:`Guard
-<sim.components.guard.Guard>` asks it before each call and reports each
+<sim.components.resilience.guard.Guard>` asks it before each call and reports each
 outcome to it.
 """
 

@@ -3,7 +3,7 @@
 A semaphore bulkhead as resilience4j's (``architecture.resilience.bulkhead``):
 a call beyond the cap is refused at once instead of waiting, so a slow system
 cannot tie up every worker of its callers. A :class:`Guard
-<sim.components.guard.Guard>` asks it before each call and frees the slot when
+<sim.components.resilience.guard.Guard>` asks it before each call and frees the slot when
 the call's outcome is known.
 """
 

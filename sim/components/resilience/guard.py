@@ -2,9 +2,9 @@
 
 The message service calls two systems, the store (writes, and the reads behind
 syncs and polls) and the broker (publishes). A :class:`Guard` stands between the
-service and each of them: a :class:`~sim.components.breaker.CircuitBreaker`
+service and each of them: a :class:`~sim.components.resilience.breaker.CircuitBreaker`
 that stops calling a system that fails, a
-:class:`~sim.components.bulkhead.Bulkhead` that caps the calls in flight, and
+:class:`~sim.components.resilience.bulkhead.Bulkhead` that caps the calls in flight, and
 the service's request timeout, which counts as a failure. A call the guard
 refuses fails at once: the caller's error path runs without touching the
 system. One guard per system is shared by the whole message-service tier (as a
@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sim.components.breaker import CircuitBreaker
-from sim.components.bulkhead import Bulkhead
+from sim.components.resilience.breaker import CircuitBreaker
+from sim.components.resilience.bulkhead import Bulkhead
 from sim.core.kernel import Kernel, Timeouts
 
 __all__ = ["Guard", "GuardedCall"]

@@ -5,7 +5,7 @@ service keeps messages whose write failed in a :class:`WriteBuffer` instead of
 failing them, and writes them again once the store answers. (The other policy,
 ``serve_reads_from_cache``, needs no component of its own: the delivery,
 ``sim.model.delivery``, serves reads from the messages it holds, and
-:class:`~sim.components.defences.Defences` counts them.)
+:class:`~sim.components.resilience.defences.Defences` counts them.)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A gateway's OAuth 2.0 token introspection (RFC 7662), with a cache of answers.
 
 A check of a token is answered from the cache, or by one request to the
-authorization server (:class:`sim.components.auth.AuthServer`), which
+authorization server (:class:`sim.components.security.auth.AuthServer`), which
 concurrent checks of the same token wait for instead of sending their own.
 The gateway (``sim.model.gateway``) checks the token of each request (HTTP) or
 of each connection (WebSocket). Like the rest of the simulator it works with
@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from sim.components.auth import AuthServer, Callback
+from sim.components.security.auth import AuthServer, Callback
 from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.scenario.calibration import Calibration

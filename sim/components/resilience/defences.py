@@ -1,9 +1,9 @@
 """Every defence of one architecture, built from its ``resilience`` section.
 
 :class:`Defences` builds the guards (circuit breaker, bulkhead, request timeout;
-:mod:`sim.components.guard`) between the message service and the store and
+:mod:`sim.components.resilience.guard`) between the message service and the store and
 broker, and the write buffer of the ``queue_writes`` degradation policy
-(:mod:`sim.components.degradation`). Load shedding
+(:mod:`sim.components.resilience.degradation`). Load shedding
 (:attr:`Defences.shed_queue_length`) and the degradation policies are applied
 on the message path (:mod:`sim.model.gateway` sheds, :mod:`sim.model.service`
 and :mod:`sim.model.delivery` degrade); :class:`Defences` holds their settings
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.components.breaker import STATE_LEVEL, CircuitBreaker
-from sim.components.bulkhead import Bulkhead
-from sim.components.degradation import WriteBuffer
-from sim.components.guard import Guard
+from sim.components.resilience.breaker import STATE_LEVEL, CircuitBreaker
+from sim.components.resilience.bulkhead import Bulkhead
+from sim.components.resilience.degradation import WriteBuffer
+from sim.components.resilience.guard import Guard
 from sim.core.kernel import Kernel
 from sim.scenario.resilience import CircuitBreaker as BreakerSpec
 from sim.scenario.resilience import DegradationPolicy, Resilience
@@ -56,7 +56,7 @@ class Defences:
        attribute: the component when the scenario turns it on, else ``None``
        (as ``buffer``), or a plain setting whose zero means off (as
        ``shed_queue_length``). A defence that judges the calls to the store or
-       broker belongs in the :class:`~sim.components.guard.Guard` of each system
+       broker belongs in the :class:`~sim.components.resilience.guard.Guard` of each system
        instead: ``_guard`` builds it next to the breaker and bulkhead, and
        ``Guard.begin`` (may the call go ahead? no: it fails at once) and
        ``Guard.finish`` (the call's outcome and duration) consult it.

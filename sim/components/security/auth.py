@@ -2,7 +2,7 @@
 
 :class:`AuthServer` sends a request over an internal hop to one of its
 instances, round robin, and calls back when the answer is back. Its requests are
-the gateway's token introspections (:mod:`sim.components.introspection`) and
+the gateway's token introspections (:mod:`sim.components.security.introspection`) and
 the clients' token refreshes. The CPU cost of one request,
 :func:`auth_request_cost`, comes from the scenario or from the measured
 reference implementation.

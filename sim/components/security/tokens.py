@@ -3,7 +3,7 @@
 Pure arithmetic on session start times. The gateway (``sim.model.gateway``) asks
 :class:`TokenClock` which token id a request carries; since a refresh changes
 that id, it retires the gateway's cached introspection answer
-(:class:`sim.components.introspection.Introspection`), as a real refresh does.
+(:class:`sim.components.security.introspection.Introspection`), as a real refresh does.
 """
 
 from __future__ import annotations
