@@ -140,3 +140,16 @@ def test_every_module_has_a_row_in_the_architecture_page() -> None:
         and f"`{p.name}`" not in page
     ]
     assert missing == []
+
+
+def test_the_client_and_server_sides_meet_only_through_the_protocol() -> None:
+    """``sim/model/client/`` and ``sim/model/server/`` never import each other: they
+    share the typed interface of ``sim/model/protocol.py``."""
+    crossing = [
+        f"{module} -> {target}"
+        for module, targets in GRAPH.items()
+        for target in targets
+        for mine, theirs in (("client", "server"), ("server", "client"))
+        if module.startswith(f"sim.model.{mine}.") and target.startswith(f"sim.model.{theirs}")
+    ]
+    assert crossing == []

@@ -15,8 +15,8 @@ import pytest
 
 from sim.core.metrics import Message
 from sim.core.statistics import mean_ci, paired_difference
+from sim.model.client.timeline import Timeline
 from sim.model.run import Model, simulate
-from sim.model.timeline import Timeline
 from sim.scenario.loader import load_scenario, with_overrides
 from sim.scenario.schema import Scenario
 

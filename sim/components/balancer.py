@@ -140,7 +140,7 @@ class Balancer:
     way of judging instances (passive outlier detection, say) takes them out
     of and back into rotation through ``_eject`` and ``_readmit``, which keep
     the routing state and ``ejections`` (reported in ``Result.faults`` by
-    ``sim.model.faults``) consistent.
+    ``sim.model.faults.injector``) consistent.
     """
 
     def __init__(

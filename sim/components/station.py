@@ -42,7 +42,7 @@ class Station:
     * *Faults.* :meth:`crash` (the jobs queued and in service are lost, and
       ``epoch`` moves on), :meth:`recover`, :meth:`pause` and ``factor`` (service
       times multiplied: a slow node) are what the fault kinds
-      (``sim.model.fault_kinds``) do to an instance; a new kind of fault on an
+      (``sim.model.faults.kinds``) do to an instance; a new kind of fault on an
       instance is written in terms of them. Work a
       caller keeps outside the station (a consumer's poll loop) compares
       ``epoch`` before and after to notice a crash in between, and ``up`` says

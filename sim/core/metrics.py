@@ -96,7 +96,7 @@ class Recorder:
       readout computing it);
     * a count a component keeps about itself (a broker's redeliveries, a
       breaker's transitions): the component's ``counters()`` method, which
-      :meth:`sim.model.server.Server.counters` merges into the same place;
+      :meth:`sim.model.server.assembly.Server.counters` merges into the same place;
     * a quantity per sampling interval: a ``*_bins`` column here and its column
       in the timeseries frame (:func:`sim.model.readout.timeseries_frame`).
     """

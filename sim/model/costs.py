@@ -1,7 +1,7 @@
 """CPU costs, network delays and frame sizes of one architecture, as fast samplers.
 
 Everything a request costs is derived here from the scenario and the
-calibration (codec, JWT, TLS), so the message path in ``sim.model.server``
+calibration (codec, JWT, TLS), so the message path in ``sim.model.server.assembly``
 only calls zero-argument samplers. A tier whose ``service_time_s`` (or
 ``push_time_s``) is a constant 0 is *instantaneous*: the path then skips its
 station entirely, which is how one queue is isolated for validation.

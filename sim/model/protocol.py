@@ -6,8 +6,8 @@ arrives at a gateway; the server side calls the client side's methods when a
 frame arrives at a client. Each frame is a tuple context (no object per frame:
 a run carries tens of millions of them); the aliases below name their fields.
 
-Neither side imports the other: :class:`~sim.model.server.Server` is typed
-against :class:`ClientSide` and :class:`~sim.model.clients.Clients` against
+Neither side imports the other: :class:`~sim.model.server.assembly.Server` is typed
+against :class:`ClientSide` and :class:`~sim.model.client.clients.Clients` against
 :class:`ServerSide`. The clients register with the server when they are built
 (``server.attach(clients)``), the one place where the two sides meet.
 """

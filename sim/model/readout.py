@@ -14,9 +14,9 @@ from sim.core.kernel import Kernel
 from sim.core.metrics import PATH_NAMES, PATH_ONLINE, PATH_SYNC, Recorder
 from sim.core.statistics import mser5_truncation
 from sim.model import checker
-from sim.model.faults import FAULT_COLUMNS, FaultInjector, fault_rows
+from sim.model.faults.injector import FAULT_COLUMNS, FaultInjector, fault_rows
 from sim.model.result import SUMMARY_COLUMNS, Result
-from sim.model.server import Server
+from sim.model.server.assembly import Server
 from sim.scenario.schema import Scenario
 from sim.workload.attack import AttackTraffic
 from sim.workload.population import Conversations

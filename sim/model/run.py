@@ -21,12 +21,12 @@ from tqdm.auto import tqdm
 
 from sim.core.kernel import Kernel
 from sim.core.metrics import Recorder
-from sim.model.clients import CONNECTED, Clients
+from sim.model.client.clients import CONNECTED, Clients
 from sim.model.costs import Costs
-from sim.model.faults import FaultInjector
+from sim.model.faults.injector import FaultInjector
 from sim.model.protocol import SendCtx
 from sim.model.result import Result
-from sim.model.server import Server
+from sim.model.server.assembly import Server
 from sim.model.transport import make_transport
 from sim.scenario.calibration import load_calibration
 from sim.scenario.schema import Scenario
@@ -56,7 +56,7 @@ class Model:
         ``trace`` keeps a digest of every event (time and callback, in order) in
         ``Result.meta["trace"]``: two runs with one seed must have the same.
         ``ack_lost`` is the clients' hook that loses chosen send acks (see
-        :class:`~sim.model.clients.Clients`).
+        :class:`~sim.model.client.clients.Clients`).
         """
         self.scenario = scenario
         self.seed = seed

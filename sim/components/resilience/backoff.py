@@ -3,7 +3,7 @@
 The four schedules of M. Brooker, "Exponential Backoff and Jitter" (AWS
 Architecture Blog, 2015), chosen by ``architecture.resilience.retry.backoff``;
 the client side asks :func:`backoff_s` for the delay before each retry of a send
-(``sim.model.outbox``) and before each reconnection (``sim.model.clients``).
+(``sim.model.client.outbox``) and before each reconnection (``sim.model.client.clients``).
 """
 
 from __future__ import annotations

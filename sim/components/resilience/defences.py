@@ -5,8 +5,8 @@
 broker, and the write buffer of the ``queue_writes`` degradation policy
 (:mod:`sim.components.resilience.degradation`). Load shedding
 (:attr:`Defences.shed_queue_length`) and the degradation policies are applied
-on the message path (:mod:`sim.model.gateway` sheds, :mod:`sim.model.service`
-and :mod:`sim.model.delivery` degrade); :class:`Defences` holds their settings
+on the message path (:mod:`sim.model.server.gateway` sheds, :mod:`sim.model.server.service`
+and :mod:`sim.model.server.delivery` degrade); :class:`Defences` holds their settings
 and counters, and reports everything for ``Result.faults``, the timeseries and
 ``Result.meta["counters"]``.
 """
@@ -29,14 +29,14 @@ __all__ = ["Defences"]
 class Defences:
     """Every defence of one architecture, with their counters and records.
 
-    Built once per run by :class:`sim.model.server.Server` from
+    Built once per run by :class:`sim.model.server.assembly.Server` from
     ``architecture.resilience`` and handed to the parts of the message path,
     which bind what they need at construction: the gateway
-    (``sim.model.gateway``) ``shed_queue_length``, the message service
-    (``sim.model.service``) the guards ``store`` and ``broker`` and the
-    ``buffer``, the delivery (``sim.model.delivery``) the store guard for reads
+    (``sim.model.server.gateway``) ``shed_queue_length``, the message service
+    (``sim.model.server.service``) the guards ``store`` and ``broker`` and the
+    ``buffer``, the delivery (``sim.model.server.delivery``) the store guard for reads
     and the read cache's settings. ``Server.counters()`` merges :meth:`counters`,
-    ``sim.model.faults`` takes :meth:`fault_rows` and ``sim.model.run`` the
+    ``sim.model.faults.injector`` takes :meth:`fault_rows` and ``sim.model.run`` the
     timeseries values.
 
     **Adding a defence.** This class is where a new defence plugs in:

@@ -4,7 +4,7 @@ With ``architecture.resilience.degradation.policy: queue_writes`` the message
 service keeps messages whose write failed in a :class:`WriteBuffer` instead of
 failing them, and writes them again once the store answers. (The other policy,
 ``serve_reads_from_cache``, needs no component of its own: the delivery,
-``sim.model.delivery``, serves reads from the messages it holds, and
+``sim.model.server.delivery``, serves reads from the messages it holds, and
 :class:`~sim.components.resilience.defences.Defences` counts them.)
 """
 

@@ -3,7 +3,7 @@
 A sliding-window rate estimate per user built from two fixed windows, as
 Cloudflare's rate limiter does; a user above the threshold is blocked for a
 while. A standalone component: with ``architecture.monitoring.detector`` on,
-the gateway (``sim.model.gateway``) shows it every send and closes a blocked
+the gateway (``sim.model.server.gateway``) shows it every send and closes a blocked
 user's connection. It is a callback object, not a SimPy process, and keeps
 state only for users who actually sent something.
 """

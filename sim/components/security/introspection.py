@@ -3,7 +3,7 @@
 A check of a token is answered from the cache, or by one request to the
 authorization server (:class:`sim.components.security.auth.AuthServer`), which
 concurrent checks of the same token wait for instead of sending their own.
-The gateway (``sim.model.gateway``) checks the token of each request (HTTP) or
+The gateway (``sim.model.server.gateway``) checks the token of each request (HTTP) or
 of each connection (WebSocket). Like the rest of the simulator it works with
 callbacks, not SimPy processes.
 """

@@ -1,6 +1,6 @@
 """Per-user rate limiting at the gateway: one token bucket per user.
 
-A standalone component: the gateway (``sim.model.gateway``) takes a token for
+A standalone component: the gateway (``sim.model.server.gateway``) takes a token for
 every send when ``architecture.rate_limit`` asks for token buckets. Like the
 rest of the simulator it is a callback object, not a SimPy process, and keeps
 state only for users who actually sent something.

@@ -1,6 +1,6 @@
 """Access-token lifetimes: when a user refreshes its token, and which token it holds.
 
-Pure arithmetic on session start times. The gateway (``sim.model.gateway``) asks
+Pure arithmetic on session start times. The gateway (``sim.model.server.gateway``) asks
 :class:`TokenClock` which token id a request carries; since a refresh changes
 that id, it retires the gateway's cached introspection answer
 (:class:`sim.components.security.introspection.Introspection`), as a real refresh does.

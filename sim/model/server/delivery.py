@@ -21,9 +21,9 @@ from sim.components.resilience.guard import GuardedCall
 from sim.core.kernel import Kernel
 from sim.core.metrics import PATH_ONLINE, PATH_SYNC, Message, Recorder
 from sim.model.costs import Costs
-from sim.model.links import Links
-from sim.model.presence import Presence
 from sim.model.protocol import Batch, ClientSide, PollReply, SyncCtx, UserEpoch
+from sim.model.server.links import Links
+from sim.model.server.presence import Presence
 from sim.model.transport import ClientTransport
 from sim.scenario.architecture import InboxKind, Offline
 from sim.workload.population import Conversations

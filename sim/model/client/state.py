@@ -2,8 +2,8 @@
 
 Client state is kept in arrays indexed by user or by membership slot, never in
 per-user objects: a million users cost a few bytes each. The parts of the
-client side (:mod:`sim.model.clients` for the connection,
-:mod:`sim.model.outbox` for sends, :mod:`sim.model.timeline` for what is
+client side (:mod:`sim.model.client.clients` for the connection,
+:mod:`sim.model.client.outbox` for sends, :mod:`sim.model.client.timeline` for what is
 received) alias these arrays when they are built, so the split costs nothing
 per message.
 """

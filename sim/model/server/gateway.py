@@ -27,10 +27,10 @@ from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.core.metrics import Recorder
 from sim.model.costs import Costs
-from sim.model.delivery import Delivery
-from sim.model.links import Links
-from sim.model.presence import Presence
 from sim.model.protocol import ClientSide, ConnectCtx, DeliveryAck, SendCtx, SyncCtx, UserEpoch
+from sim.model.server.delivery import Delivery
+from sim.model.server.links import Links
+from sim.model.server.presence import Presence
 from sim.model.transport import ClientTransport
 from sim.scenario.architecture import AckAfter, Architecture
 from sim.scenario.security import RateLimitKind

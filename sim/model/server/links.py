@@ -3,7 +3,7 @@
 A request reaches the message service one internal hop from its gateway
 (microservices; none in a monolith, where they are one process), the store or
 broker one hop further; a frame for a client is processed by its gateway, then
-crosses the client link. Partitions in force (:class:`~sim.model.fault_guards.NetState`)
+crosses the client link. Partitions in force (:class:`~sim.model.faults.guards.NetState`)
 cut links: a frame on a cut link is dropped and its sender times out.
 """
 
@@ -16,7 +16,7 @@ from sim.components.balancer import Balancer
 from sim.components.station import Station
 from sim.core.kernel import Kernel
 from sim.model.costs import Costs
-from sim.model.fault_guards import NetState
+from sim.model.faults.guards import NetState
 
 Callback = Callable[[Any], None]
 

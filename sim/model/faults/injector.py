@@ -2,8 +2,8 @@
 
 Each fault is a window: its target goes down at ``at_s`` and comes back at
 ``at_s + duration_s``; what each kind does is its class in
-:mod:`sim.model.fault_kinds`, and what a crash destroys is decided by the
-target itself (:class:`~sim.model.fault_kinds.Targets`).
+:mod:`sim.model.faults.kinds`, and what a crash destroys is decided by the
+target itself (:class:`~sim.model.faults.kinds.Targets`).
 
 Everything that happened is reported by :func:`fault_rows`: the injected
 windows, and the events the systems recorded in reaction (ejections from the
@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from sim.core.kernel import Kernel
-from sim.model.fault_kinds import FAULT_EFFECTS, FaultKindEffect, RandomCrash, Targets
-from sim.model.server import Server
+from sim.model.faults.kinds import FAULT_EFFECTS, FaultKindEffect, RandomCrash, Targets
+from sim.model.server.assembly import Server
 from sim.scenario.faults import Fault, FaultKind
 
 FAULT_COLUMNS = ("at_s", "until_s", "kind", "target", "detail")

@@ -4,9 +4,9 @@ A client connects when its session starts (TCP + TLS, plus the WebSocket
 upgrade), renews its access token while connected, and reconnects with backoff
 when the connection fails or is lost; once connected it syncs every
 conversation from its cursor, resends its outbox and, on the polling
-transports, starts polling. Sending is :class:`~sim.model.outbox.Outbox`'s,
-receiving :class:`~sim.model.timeline.Timeline`'s; they share the state of
-:class:`~sim.model.client_state.ClientState`. The server side calls the
+transports, starts polling. Sending is :class:`~sim.model.client.outbox.Outbox`'s,
+receiving :class:`~sim.model.client.timeline.Timeline`'s; they share the state of
+:class:`~sim.model.client.state.ClientState`. The server side calls the
 :class:`~sim.model.protocol.ClientSide` methods of :class:`Clients`, which are
 the parts' own.
 """
@@ -19,17 +19,17 @@ from sim.components.resilience.backoff import backoff_s
 from sim.core.distributions import BlockDraws
 from sim.core.kernel import Kernel, Timeouts
 from sim.core.metrics import PATH_SYNC, Recorder
-from sim.model.client_state import (
+from sim.model.client.outbox import Outbox
+from sim.model.client.state import (
     CONNECTED,
     CONNECTING,
     OFFLINE,
     ClientLink,
     ClientState,
 )
+from sim.model.client.timeline import Timeline
 from sim.model.costs import Costs
-from sim.model.outbox import Outbox
 from sim.model.protocol import SendCtx, ServerSide, SessionCtx, UserEpoch
-from sim.model.timeline import Timeline
 from sim.model.transport import ClientTransport
 from sim.scenario.resilience import Backoff
 from sim.scenario.schema import Scenario

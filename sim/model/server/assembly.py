@@ -10,12 +10,12 @@ for offline members, who sync from their cursors on reconnect.
 
 :class:`Server` builds the stations, systems and defences and the three parts
 of the path, one module each, as ``reference_impl`` splits them:
-:class:`~sim.model.gateway.Gateway` (connections, presence, the checks every
-request passes), :class:`~sim.model.service.MessageService` (accept, write,
-seq, acks) and :class:`~sim.model.delivery.Delivery` (fan-out, polls, syncs),
-joined by :class:`~sim.model.links.Links`. Each step is a job on a
+:class:`~sim.model.server.gateway.Gateway` (connections, presence, the checks every
+request passes), :class:`~sim.model.server.service.MessageService` (accept, write,
+seq, acks) and :class:`~sim.model.server.delivery.Delivery` (fan-out, polls, syncs),
+joined by :class:`~sim.model.server.links.Links`. Each step is a job on a
 :class:`~sim.components.station.Station`; network hops are delays. The client
-side lives in :mod:`sim.model.clients` and meets this one through the typed
+side lives in :mod:`sim.model.client.clients` and meets this one through the typed
 interface of :mod:`sim.model.protocol`.
 """
 
@@ -32,13 +32,13 @@ from sim.components.systems import build_broker, build_store
 from sim.core.kernel import Kernel
 from sim.core.metrics import Message, Recorder
 from sim.model.costs import Costs
-from sim.model.delivery import Delivery
-from sim.model.fault_guards import GuardedBroker, NetState, guard_broker, guard_store
-from sim.model.gateway import Gateway
-from sim.model.links import Links
-from sim.model.presence import Presence
+from sim.model.faults.guards import GuardedBroker, NetState, guard_broker, guard_store
 from sim.model.protocol import ClientSide
-from sim.model.service import MessageService
+from sim.model.server.delivery import Delivery
+from sim.model.server.gateway import Gateway
+from sim.model.server.links import Links
+from sim.model.server.presence import Presence
+from sim.model.server.service import MessageService
 from sim.model.transport import ClientTransport
 from sim.scenario.faults import FaultKind
 from sim.scenario.schema import Scenario
@@ -69,7 +69,7 @@ class Server:
         self.rec = recorder
         self.convs = convs
         self.costs = costs
-        #: partitions and link faults in force (set by sim.model.faults)
+        #: partitions and link faults in force (set by sim.model.faults.injector)
         self.net = NetState(kernel)
         links = {f.target for f in scenario.faults if f.kind is FaultKind.LINK}
         if "client" in links:

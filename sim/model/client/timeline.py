@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sim.core.kernel import Kernel, Timeouts
 from sim.core.metrics import PATH_ONLINE, Message, Recorder
-from sim.model.client_state import CONNECTED, PATH_GONE, ClientLink, ClientState
+from sim.model.client.state import CONNECTED, PATH_GONE, ClientLink, ClientState
 from sim.model.costs import Costs
 from sim.model.protocol import DeliverCtx, PollReply, ServerSide, SyncCtx, SyncReply
 from sim.model.transport import ClientTransport

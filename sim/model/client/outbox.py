@@ -16,7 +16,7 @@ from sim.components.resilience.backoff import backoff_s
 from sim.core.distributions import BlockDraws
 from sim.core.kernel import Kernel, Timeouts
 from sim.core.metrics import PATH_ONLINE, Message, Recorder
-from sim.model.client_state import CONNECTED, ClientLink, ClientState
+from sim.model.client.state import CONNECTED, ClientLink, ClientState
 from sim.model.costs import Costs
 from sim.model.protocol import Batch, SendCtx, ServerSide
 from sim.model.transport import ClientTransport

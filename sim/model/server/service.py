@@ -22,9 +22,9 @@ from sim.components.station import Station
 from sim.core.kernel import Kernel, Timeouts
 from sim.core.metrics import Message, Recorder
 from sim.model.costs import Costs
-from sim.model.links import Links
-from sim.model.presence import Presence
 from sim.model.protocol import ClientSide, SendCtx
+from sim.model.server.links import Links
+from sim.model.server.presence import Presence
 from sim.scenario.architecture import AckAfter, Architecture
 
 #: a consumer whose store write failed tries again after this long

@@ -18,8 +18,8 @@ from typing import ClassVar
 
 from sim.components.station import Station
 from sim.core.kernel import Kernel
-from sim.model.fault_guards import NetState, partition_pairs
-from sim.model.server import Server
+from sim.model.faults.guards import NetState, partition_pairs
+from sim.model.server.assembly import Server
 from sim.scenario.faults import Fault, FaultKind
 
 
