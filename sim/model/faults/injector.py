@@ -63,9 +63,9 @@ def fault_rows(
     rows: list[dict[str, Any]] = []
     details = {target: what for _, target, what in injector.log} if injector else {}
     for fault in faults:
-        if fault.kind is FaultKind.RANDOM_CRASH:
-            continue  # its drawn windows are listed below
         effect = FAULT_EFFECTS[fault.kind]
+        if not effect.window_row:
+            continue  # random crashes: their drawn windows are listed below
         rows.append(
             {
                 "at_s": fault.at_s,

@@ -120,6 +120,9 @@ class FaultKindEffect:
     :meth:`label` and :meth:`detail` for its row in ``Result.faults``."""
 
     kind: ClassVar[FaultKind]
+    #: the fault's window is a row of ``Result.faults`` (a kind that draws its own
+    #: windows lists those instead)
+    window_row: ClassVar[bool] = True
 
     def __init__(self, targets: Targets, net: NetState, kernel: Kernel) -> None:
         self.targets = targets
@@ -257,6 +260,7 @@ class RandomCrash(FaultKindEffect):
     """Each unit alternates up and down times, exponential with means MTBF and MTTR."""
 
     kind = FaultKind.RANDOM_CRASH
+    window_row = False
 
     def __init__(self, targets: Targets, net: NetState, kernel: Kernel) -> None:
         super().__init__(targets, net, kernel)
