@@ -11,13 +11,14 @@ DEMO_MODELS := http_polling_monolith long_polling_monolith websocket_monolith we
                websocket_kafka_cassandra websocket_rabbitmq_mongodb websocket_sqs_dynamodb \
                secure_e2e_oauth_ratelimit ha_multi_zone
 
-.PHONY: demo test lint typecheck pytest lab bench validate clean help
+.PHONY: demo test lint typecheck pytest lab bench mutate validate clean help
 
 help:
 	@echo "make demo      compare the architecture presets -> $(OUT)/report.html"
 	@echo "make test      lint, type-check and run every test"
 	@echo "make lab       open JupyterLab on notebooks/"
 	@echo "make bench     run the benchmarks (ratios against baselines measured in the same run)"
+	@echo "make mutate    plant known bugs in copies of the code and check the tests catch each"
 	@echo "make validate  check the simulator against queueing theory"
 
 $(BIN)/python:
@@ -55,6 +56,9 @@ pytest: $(VENV)/.dev
 	exit $$rc
 
 test: lint typecheck pytest
+
+mutate: $(VENV)/.dev
+	$(BIN)/python tests/mutate.py
 
 validate: $(VENV)/.runtime
 	$(BIN)/msgsim validate
