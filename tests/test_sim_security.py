@@ -168,6 +168,42 @@ def test_the_estimate_weights_the_previous_window_by_its_overlap() -> None:
     assert detector.estimate(1, 31.0) == 0.0
 
 
+def _fixed_window_blocks(times: list[float], window_s: float, limit: float) -> bool:
+    """Whether a fixed-window counter (each window judged alone) would block these sends."""
+    counts: dict[int, int] = {}
+    for t in times:
+        index = math.floor(t / window_s)
+        counts[index] = counts.get(index, 0) + 1
+        if counts[index] > limit:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("boundary_s", [10.0, 30.0])
+def test_a_burst_straddling_a_window_boundary_is_blocked_by_the_sliding_window(
+    boundary_s: float,
+) -> None:
+    """15 sends in the 2 s before a boundary and 15 in the 2 s after: no fixed window
+    holds more than the 20 allowed, but the sliding estimate counts the previous
+    window's 15 at nearly full weight, so ``observe`` (the call that refuses sends)
+    must block the user within the second burst, at the send where the estimate
+    ``15 * (1 - p) + current`` first exceeds 20. A fixed window would let all 30 pass."""
+    detector = Detector(threshold_per_s=2.0, window_s=10.0, block_s=60.0)
+    before = [boundary_s - 2.0 + k * 2.0 / 15 for k in range(15)]
+    after = [boundary_s + 0.05 + k * 2.0 / 15 for k in range(15)]
+    assert not _fixed_window_blocks(before + after, detector.window_s, detector.limit)
+    for t in before:
+        assert not detector.observe(5, t)
+    verdicts = [detector.observe(5, t) for t in after]
+    assert True in verdicts, "the previous window's sends must count in observe"
+    # the k-th send after the boundary (k from 1) is judged at 15 * (1 - t / 10) + k:
+    # 19.9 at the 6th, 20.7 at the 7th (no send lands near the limit itself)
+    expected = 7
+    assert verdicts.index(True) == expected - 1
+    assert detector.blocked == [(5, after[expected - 1])]
+    assert all(verdicts[expected - 1 :])  # refused from the block on
+
+
 # ------------------------------------------------------------------ introspection
 
 
