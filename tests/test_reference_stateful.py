@@ -288,8 +288,9 @@ class BrokenDedupMachine(ReferenceMachine):
 
 
 def test_state_machine_catches_disabled_dedup() -> None:
-    """The invariants can fail: with dedup disabled, the machine finds a double display."""
-    with pytest.raises(AssertionError):
+    """The invariants can fail: with dedup disabled, the machine finds a double display
+    (and not some other failure, which would mean the invariants are blind to it)."""
+    with pytest.raises(AssertionError, match=r"displayed twice to u\d"):
         run_state_machine_as_test(
             BrokenDedupMachine,
             settings=settings(

@@ -59,7 +59,8 @@ def test_without_faults_every_acked_message_reaches_every_member_once_in_order(
 def test_the_checker_catches_a_client_that_does_not_deduplicate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A broken client (displays whatever arrives, in arrival order) must be caught."""
+    """A broken client (displays whatever arrives, in arrival order) must be caught twice
+    over: its double displays as duplicates and its out-of-order displays as reorderings."""
 
     def careless_receive(
         self: Timeline,
@@ -86,7 +87,11 @@ def test_the_checker_catches_a_client_that_does_not_deduplicate(
     monkeypatch.setattr(Timeline, "_receive", careless_receive)
     broken = simulate(sc, seed=5, progress=False).summary.iloc[0]
     assert honest["duplicated"] == 0 and honest["reordered"] == 0
-    assert broken["duplicated"] > 0 or broken["reordered"] > 0
+    # the careless client shows both faults on this seed: a message that reaches it
+    # twice is displayed twice (once here), and out-of-order pushes are displayed as
+    # they come (dozens of times); each must be counted on its own
+    assert broken["duplicated"] > 0, broken
+    assert broken["reordered"] > 0, broken
 
 
 def test_same_scenario_and_seed_give_identical_results_and_other_seeds_differ() -> None:

@@ -30,9 +30,11 @@ def table() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{c.name}:{c.metric}" for c in CASES])
-def test_simulated_mean_has_the_theoretical_value_inside_its_95pct_interval(
+def test_simulated_mean_has_the_theoretical_value_inside_its_bonferroni_interval(
     table: pd.DataFrame, index: int
 ) -> None:
+    """Each case's Bonferroni-corrected interval (``pass_low``/``pass_high``, at
+    1 - 0.05 / cases each: family-wise 95%) covers the exact value."""
     row = table.iloc[index]
     assert row["case"] == CASES[index].name and row["metric"] == CASES[index].metric
     assert row["pass"] and row["pass_low"] <= row["theory"] <= row["pass_high"], row.to_dict()
@@ -51,8 +53,10 @@ def test_a_high_load_case_is_included() -> None:
     assert any("0.95" in c.name or "0.9" in c.name for c in CASES)
 
 
-def test_a_wrong_service_time_is_detected() -> None:
-    """The comparison can fail: a queue 10% slower than the theory assumes is caught."""
+def test_a_theory_value_25pct_below_the_true_mean_is_caught() -> None:
+    """The comparison can fail: when the value claimed is the true mean wait / 1.25
+    (the queue waits 25% longer than claimed), the case's Bonferroni-corrected
+    interval excludes it."""
     case = next(c for c in CASES if c.name == "M/M/1 rho=0.5" and c.metric == "mean_wait_s")
     slower = Case(case.name, case.metric, case.scenario, case.measure, case.truth / 1.25)
     result = run_case(slower, replications=10, confidence=CONFIDENCE)

@@ -19,6 +19,8 @@ import numpy as np
 import simpy
 from simpy.core import NORMAL, URGENT, EmptySchedule
 
+from sim.core.metrics import Message
+
 
 def stream_key(name: str) -> tuple[int, int]:
     """A stable 64-bit key for a stream name (independent of Python's hash seed)."""
@@ -150,11 +152,39 @@ class Environment(simpy.Environment):
             raise
 
 
+#: how deep :func:`call_summary` looks into tuples and lists inside a call's argument
+_SUMMARY_DEPTH = 2
+
+
+def call_summary(arg: Any, depth: int = _SUMMARY_DEPTH) -> str:
+    """A summary of a callback's argument that is the same in every run and process.
+
+    Two runs that call the same functions at the same times on different messages
+    must digest differently, so the argument counts; but nothing that depends on
+    where an object lives in memory may enter (no ``id()``, no default repr with an
+    address). A :class:`~sim.core.metrics.Message` is its ``msg_id``; numbers,
+    strings and ``None`` their repr; a tuple or list the summaries of its items
+    (``depth`` levels down); anything else its type's name.
+    """
+    if arg is None or isinstance(arg, (int, float, str)):
+        return repr(arg)
+    if isinstance(arg, Message):
+        return f"msg{arg.msg_id}"
+    if isinstance(arg, (tuple, list)):
+        if depth <= 0:
+            return type(arg).__name__
+        inner = ",".join([call_summary(item, depth - 1) for item in arg])
+        return f"({inner})" if isinstance(arg, tuple) else f"[{inner}]"
+    return type(arg).__name__
+
+
 class Trace:
-    """A running digest of every callback a kernel ran: time and function, in order.
+    """A running digest of every callback a kernel ran: time, function and a summary of
+    its argument (:func:`call_summary`), in order.
 
     Two runs of one scenario with one seed must produce the same digest (the
     determinism self-check); a digest, not a list, so a long run costs no memory.
+    Only a traced kernel pays for it: an untraced one schedules its calls directly.
     """
 
     def __init__(self, clock: Environment) -> None:
@@ -166,7 +196,7 @@ class Trace:
         self.events += 1
         fn, arg = call
         name = getattr(fn, "__qualname__", type(fn).__name__)
-        self._hash.update(f"{self.clock.now!r}:{name};".encode())
+        self._hash.update(f"{self.clock.now!r}:{name}:{call_summary(arg)};".encode())
         fn(arg)
 
     @property

@@ -53,7 +53,8 @@ class Model:
 
         ``conversations`` replaces the drawn conversation graph (its user count
         must be ``workload.users``): scripted validations give exact memberships.
-        ``trace`` keeps a digest of every event (time and callback, in order) in
+        ``trace`` keeps a digest of every event (time, callback and a summary of its
+        argument, in order; see :class:`~sim.core.kernel.Trace`) in
         ``Result.meta["trace"]``: two runs with one seed must have the same.
         ``ack_lost`` is the clients' hook that loses chosen send acks (see
         :class:`~sim.model.client.clients.Clients`).
