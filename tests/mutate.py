@@ -92,6 +92,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "",
         ("tests/test_sim_security.py",),
     ),
+    Mutant(
+        "fixed_window_detector",
+        "the abuse detector counts the current fixed window only, not the sliding estimate",
+        "sim/components/security/detector.py",
+        "        estimate = state[2] * (1.0 - elapsed / window_s) + state[1]\n",
+        "        estimate = state[1]\n",
+        ("tests/test_sim_detector.py",),
+    ),
 )
 
 
