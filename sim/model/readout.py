@@ -352,6 +352,7 @@ def build_result(model: Model, wall_s: float, release: bool = False) -> Result:
         "lost": total("lost"),
         "duplicated": total("duplicated"),
         "reordered": total("reordered"),
+        "misdelivered": total("misdelivered"),
         "redelivered": model.recorder.redelivered,
         "availability": acked_count / sent if sent else float("nan"),
         "bytes": link_bytes,

@@ -33,6 +33,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "lost",
     "duplicated",
     "reordered",
+    "misdelivered",
     "redelivered",
     "availability",
     "bytes",
@@ -54,7 +55,10 @@ availability describe legitimate users: when the workload has an attack, the
 attackers' messages are counted apart (``attack_sent``, ``attack_delivered``).
 ``lost``, ``duplicated`` and ``reordered`` are judged per (message, member of its
 conversation other than the sender): a display to the sender or to a non-member
-never stands in for a member's. ``out_of_order``: consecutive messages of one
+never stands in for a member's. ``misdelivered``: displays of the window's
+messages to users outside their conversation (a defect: the system showed a
+conversation to someone outside it; 0 in a correct run), counted apart and not
+in ``delivered``. ``out_of_order``: consecutive messages of one
 sender in one conversation shown in another order than they were sent;
 ``write_errors``: writes or publishes the store or broker refused or timed out;
 ``rate_limited``: sends refused by token buckets; ``blocked_users``: users the
