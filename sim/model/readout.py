@@ -285,22 +285,19 @@ def build_result(model: Model, wall_s: float, release: bool = False) -> Result:
     if release:
         model.release()
     deliveries = deliveries_frame(model, messages)
-    sizes = model.convs.sizes()
+    convs = model.convs
     if model.attack is not None:
-        # legitimate users' accounting: attackers are not recipients anyone waits for
-        # (a blocked attacker never displays anything again)
-        convs = model.convs
-        attacked = np.zeros(len(sizes), dtype=np.int64)
-        for user in model.attack.attackers.tolist():
-            np.add.at(
-                attacked, convs.user_convs[convs.user_ptr[user] : convs.user_ptr[user + 1]], 1
-            )
+        # legitimate users' accounting: attackers are not members anyone waits for
+        # (a blocked attacker never displays anything again), nor recipients
         flags = np.frombuffer(bytes(model.attack.is_attacker), dtype=np.uint8).astype(bool)
+        legit = ~flags[convs.conv_members]
+        conv_ptr = np.zeros(convs.count + 1, dtype=np.int64)
+        np.cumsum(np.add.reduceat(legit, convs.conv_ptr[:-1], dtype=np.int64), out=conv_ptr[1:])
         shown = deliveries[~flags[deliveries["recipient"].to_numpy()]]
-        outcome = checker.check(messages, shown, sizes - attacked)
-        del shown
+        outcome = checker.check(messages, shown, conv_ptr, convs.conv_members[legit])
+        del shown, legit
     else:
-        outcome = checker.check(messages, deliveries, sizes)
+        outcome = checker.check(messages, deliveries, convs.conv_ptr, convs.conv_members)
     if model.warmup_given:
         link_bytes, link_requests = rec.bytes_measured, rec.requests_measured
     else:  # interval counters from the detected warm-up (a bin boundary) to the end
@@ -355,6 +352,7 @@ def build_result(model: Model, wall_s: float, release: bool = False) -> Result:
         "lost": total("lost"),
         "duplicated": total("duplicated"),
         "reordered": total("reordered"),
+        "misdelivered": total("misdelivered"),
         "redelivered": model.recorder.redelivered,
         "availability": acked_count / sent if sent else float("nan"),
         "bytes": link_bytes,
@@ -388,6 +386,8 @@ def build_result(model: Model, wall_s: float, release: bool = False) -> Result:
             "lost": outcome.lost,
             "duplicated": outcome.duplicated,
             "reordered": outcome.reordered,
+            "misdelivered": outcome.misdelivered,
+            "to_sender": outcome.to_sender,
         },
         "counters": counters,
         "push_notifications": model.recorder.push_notifications,

@@ -33,6 +33,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "lost",
     "duplicated",
     "reordered",
+    "misdelivered",
     "redelivered",
     "availability",
     "bytes",
@@ -52,10 +53,16 @@ node of the architecture times ``duration_s - warmup_s``); ``bytes`` are
 application-layer bytes on the client link in that window. Latencies, counts and
 availability describe legitimate users: when the workload has an attack, the
 attackers' messages are counted apart (``attack_sent``, ``attack_delivered``).
-``out_of_order``: consecutive messages of one sender in one conversation shown in
-another order than they were sent; ``write_errors``: writes or publishes the
-store or broker refused or timed out; ``rate_limited``: sends refused by token
-buckets; ``blocked_users``: users the abuse detector blocked."""
+``lost``, ``duplicated`` and ``reordered`` are judged per (message, member of its
+conversation other than the sender): a display to the sender or to a non-member
+never stands in for a member's. ``misdelivered``: displays of the window's
+messages to users outside their conversation (a defect: the system showed a
+conversation to someone outside it; 0 in a correct run), counted apart and not
+in ``delivered``. ``out_of_order``: consecutive messages of one
+sender in one conversation shown in another order than they were sent;
+``write_errors``: writes or publishes the store or broker refused or timed out;
+``rate_limited``: sends refused by token buckets; ``blocked_users``: users the
+abuse detector blocked."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,12 @@ class Result:
         stations: one row per tier instance, over the measurement window: ``tier,
             instance, workers, jobs, p_wait, mean_wait_s, mean_service_s,
             utilisation, mean_queue_length, max_queue_length``.
-        meta: run facts (wall-clock seconds, events processed, simulated seconds).
+        meta: run facts (wall-clock seconds, events processed, simulated seconds);
+            ``meta["whole_run"]`` has the checker's totals over every message of the
+            run (``sent, acked, failed, lost, duplicated, reordered``), with the
+            displays it judged as defects apart: ``misdelivered`` (to users outside
+            the message's conversation) and ``to_sender`` (a message delivered back to
+            its own sender's screen). Neither counts as a member's display.
     """
 
     scenario_name: str

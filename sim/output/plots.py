@@ -61,6 +61,7 @@ _UNITS: dict[str, str] = {
     "lost": "messages",
     "duplicated": "displays",
     "reordered": "displays",
+    "misdelivered": "displays",
     "redelivered": "deliveries",
     "empty_polls": "polls",
 }
