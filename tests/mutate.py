@@ -100,6 +100,23 @@ MUTANTS: tuple[Mutant, ...] = (
         "        estimate = state[1]\n",
         ("tests/test_sim_detector.py",),
     ),
+    Mutant(
+        "checker_ignores_duplicates",
+        "the outcome checker never counts a message displayed twice to one member",
+        "sim/model/checker.py",
+        "    return displayed, np.bincount(pair, minlength=n) - displayed\n",
+        "    return displayed, np.zeros(n, dtype=np.int64)\n",
+        ("tests/test_sim_checker.py", "tests/test_sim_message_path.py"),
+    ),
+    Mutant(
+        "checker_by_count",
+        "the outcome checker counts distinct recipients, the sender and outsiders included,"
+        " instead of members",
+        "sim/model/checker.py",
+        "        member &= ~own  # from here on only members' displays are judged\n",
+        "        member[:] = True\n",
+        ("tests/test_sim_checker.py",),
+    ),
 )
 
 
