@@ -101,6 +101,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/test_sim_detector.py",),
     ),
     Mutant(
+        "introspection_cache_25pct_too_long",
+        "the gateway keeps introspection answers 25 % longer than cache_ttl_s",
+        "sim/components/security/introspection.py",
+        "            if cached_s is not None and now - cached_s < ttl:\n",
+        "            if cached_s is not None and now - cached_s < ttl * 1.25:\n",
+        ("tests/test_sim_security.py",),
+    ),
+    Mutant(
         "checker_ignores_duplicates",
         "the outcome checker never counts a message displayed twice to one member",
         "sim/model/checker.py",

@@ -163,8 +163,12 @@ def test_oauth_introspection_without_a_cache_adds_a_round_trip_to_every_http_req
 
 
 def test_the_introspection_cache_hit_ratio_follows_the_request_rate() -> None:
-    """A token checked at rate r with answers cached for T hits about rT/(1+rT) of the time:
-    a short poll every second (r=1, T=30) about 0.97; an idle long poll held 30 s about 0.5."""
+    """On the message path, frequent checks hit more: a short poll every second (r=1,
+    T=30: rT/(1+rT) = 0.97 were the checks Poisson) hits above 0.9; long polls (each
+    held up to T, then a miss, besides one miss per session) hit about half the time.
+    These are plausibility bounds of one run; the rate law itself is judged against
+    renewal theory, over replications, in
+    ``test_the_hit_ratio_of_poisson_checks_is_the_renewal_formula``."""
     short = _polling(
         **{
             "architecture.auth.kind": "oauth_introspection",
