@@ -291,8 +291,10 @@ def build_result(model: Model, wall_s: float, release: bool = False) -> Result:
         # (a blocked attacker never displays anything again), nor recipients
         flags = np.frombuffer(bytes(model.attack.is_attacker), dtype=np.uint8).astype(bool)
         legit = ~flags[convs.conv_members]
+        conv_of_member = np.repeat(np.arange(convs.count), np.diff(convs.conv_ptr))
         conv_ptr = np.zeros(convs.count + 1, dtype=np.int64)
-        np.cumsum(np.add.reduceat(legit, convs.conv_ptr[:-1], dtype=np.int64), out=conv_ptr[1:])
+        np.cumsum(np.bincount(conv_of_member[legit], minlength=convs.count), out=conv_ptr[1:])
+        del conv_of_member
         shown = deliveries[~flags[deliveries["recipient"].to_numpy()]]
         outcome = checker.check(messages, shown, conv_ptr, convs.conv_members[legit])
         del shown, legit
