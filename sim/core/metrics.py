@@ -215,5 +215,5 @@ class Recorder:
 
 #: the names of the run-wide counts, in declaration order
 COUNTS: tuple[str, ...] = tuple(
-    name for name, kind in Recorder.__annotations__.items() if kind in ("Count", Count)
+    name for name, kind in Recorder.__annotations__.items() if kind == "Count"
 )

@@ -110,7 +110,6 @@ class Model:
             if workload.attack.attackers
             else None
         )
-        self._snapshots: dict[str, list[tuple[float, float]]] = {}
         self.series: list[dict[str, float]] = []
         self.window_integrals: dict[str, tuple[float, float]] = {}
         self.integral_history: dict[int, dict[str, tuple[float, float]]] = {}

@@ -65,10 +65,6 @@ class Server:
         transport: ClientTransport,
     ) -> None:
         arch = scenario.architecture
-        self.kernel = kernel
-        self.rec = recorder
-        self.convs = convs
-        self.costs = costs
         #: partitions and link faults in force (set by sim.model.faults.injector)
         self.net = NetState(kernel)
         links = {f.target for f in scenario.faults if f.kind is FaultKind.LINK}
@@ -144,7 +140,6 @@ class Server:
         )
 
         # the message path, in three parts
-        self.transport = transport
         self.presence = Presence(scenario.workload.users)
         self.presence_gw = self.presence.gw
         self.presence_epoch = self.presence.epoch
@@ -158,7 +153,7 @@ class Server:
             costs,
             self.links,
             self.presence,
-            self.transport,
+            transport,
             arch.offline,
             self.log,
             self.store,
@@ -193,7 +188,7 @@ class Server:
             costs,
             self.links,
             self.presence,
-            self.transport,
+            transport,
             self.gateways,
             self.gateway_balancer,
             self.defences,
